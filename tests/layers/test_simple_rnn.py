@@ -1,0 +1,142 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from layer_checks import run_layer_checks
+
+from recurrent_zoo.layers import SimpleRNN, SimpleRNNCell
+from recurrent_zoo.reference import simple_rnn_bptt, simple_rnn_forward
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(3, 5, 4)).astype("float32")
+MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
+
+
+def _weights(layer):
+    return [np.asarray(w, np.float64) for w in layer.get_weights()]
+
+
+def test_hand_computed_case():
+    """Inputs [1,1],[1,1],[2,2]; all-ones weights, no bias, linear."""
+    x = np.array([[[1, 1], [1, 1], [2, 2]]], "float32")
+    ones = {"kernel_initializer": "ones", "recurrent_initializer": "ones"}
+    rnn = SimpleRNN(2, activation=None, use_bias=False, return_sequences=True, **ones)
+    dense = keras.layers.Dense(2, use_bias=False, kernel_initializer="ones")
+    hidden = rnn(x)
+    np.testing.assert_array_equal(hidden[0], [[2, 2], [6, 6], [16, 16]])
+    np.testing.assert_array_equal(dense(hidden)[0], [[4, 4], [12, 12], [32, 32]])
+    ones = np.ones((2, 2))
+    np.testing.assert_array_equal(
+        simple_rnn_forward(x, ones, ones, activation="linear")[0],
+        [[2, 2], [6, 6], [16, 16]],
+    )
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_equals_keras_simple_rnn(go_backwards, masked):
+    kwargs = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
+    ours, theirs = SimpleRNN(3, **kwargs), keras.layers.SimpleRNN(3, **kwargs)
+    ours(X)
+    theirs(X)
+    theirs.set_weights(ours.get_weights())
+    mask = MASK if masked else None
+    for a, b in zip(ours(X, mask=mask), theirs(X, mask=mask), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "linear"])
+def test_forward_matches_numpy(activation):
+    layer = SimpleRNN(3, activation=activation, return_sequences=True)
+    out = layer(X, mask=MASK)
+    expected = simple_rnn_forward(X, *_weights(layer), activation=activation, mask=MASK)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_layer_norm_forward_matches_numpy():
+    random = {"gamma_initializer": "random_normal", "beta_initializer": "random_normal"}
+    layer = SimpleRNN(3, layer_norm=True, return_sequences=True, **random)
+    out = layer(X)
+    kernel, recurrent, bias, gamma, beta = _weights(layer)
+    expected = simple_rnn_forward(X, kernel, recurrent, bias, gamma=gamma, beta=beta)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("many_to_one", [True, False])
+@pytest.mark.parametrize("activation", ["tanh", "linear"])
+def test_gradients_match_numpy_bptt(many_to_one, activation):
+    layer = SimpleRNN(3, activation=activation, return_sequences=True)
+    layer(X)
+    d_hs = RNG.normal(size=(3, 5, 3))
+    if many_to_one:
+        d_hs[:, :-1] = 0.0
+    x = tf.constant(X)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x) * d_hs.astype("float32"))
+    grads = tape.gradient(loss, [x, *layer.trainable_variables])
+    expected = simple_rnn_bptt(X, *_weights(layer), d_hs, activation=activation)
+    names = ["x", "kernel", "recurrent_kernel", "bias"]
+    for name, grad in zip(names, grads, strict=True):
+        np.testing.assert_allclose(grad, expected[name], atol=1e-4, err_msg=name)
+
+
+def test_cell_in_keras_rnn_equals_layer():
+    layer = SimpleRNN(3, return_sequences=True)
+    wrapped = keras.layers.RNN(SimpleRNNCell(3), return_sequences=True)
+    layer(X)
+    wrapped(X)
+    wrapped.set_weights(layer.get_weights())
+    np.testing.assert_allclose(layer(X, mask=MASK), wrapped(X, mask=MASK), atol=1e-6)
+
+
+def test_dropout_only_in_training_and_one_mask_per_sequence():
+    layer = SimpleRNN(
+        3, dropout=0.5, recurrent_dropout=0.5, seed=1, return_sequences=True
+    )
+    inference = layer(X)
+    np.testing.assert_allclose(inference, layer(X, training=False))
+    assert not np.allclose(layer(X, training=True), inference)
+    # With a constant input, one input mask per sequence means x_t W is the
+    # same at every step: the linear, recurrence-free layer repeats itself.
+    flat = SimpleRNN(3, activation=None, dropout=0.5, seed=3, return_sequences=True,
+                     recurrent_initializer="zeros")  # fmt: skip
+    out = np.asarray(flat(np.ones((2, 4, 6), "float32"), training=True))
+    np.testing.assert_allclose(out, np.repeat(out[:, :1], 4, axis=1), atol=1e-6)
+
+
+def test_stateful_carries_state_across_batches():
+    whole = SimpleRNN(3, return_sequences=True)
+    whole(X)
+    parts = SimpleRNN(3, return_sequences=True, stateful=True)
+    parts(X[:, :2])
+    parts.set_weights(whole.get_weights())
+    parts.reset_states()
+    got = np.concatenate([parts(X[:, :2]), parts(X[:, 2:])], axis=1)
+    np.testing.assert_allclose(got, whole(X), atol=1e-6)
+
+
+def test_layer_checks(tmp_path):
+    run_layer_checks(lambda: SimpleRNN(3, layer_norm=True), X, tmp_path, mask=MASK)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"units": 0}, "units=0"),
+        ({"units": "3"}, "units='3'"),
+        ({"units": 3, "dropout": 1.5}, "dropout=1.5"),
+        ({"units": 3, "recurrent_dropout": -0.1}, "recurrent_dropout=-0.1"),
+        ({"units": 3, "norm_epsilon": 0.0}, "norm_epsilon=0.0"),
+    ],
+)
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SimpleRNN(**kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="ndim=3|3-D"):
+        SimpleRNN(3)(np.zeros((2, 4), "float32"))
+    with pytest.raises(ValueError, match="floating-point"):
+        SimpleRNN(3)(np.zeros((2, 4, 3), "int32"))
