@@ -195,13 +195,11 @@ class LayerNormLSTMCell(keras.layers.Layer, DropoutMasks):
             )
 
     def project_inputs(self, inputs, training=None):
-        """gamma_x * LN(W x) + b for inputs of any rank (features last)."""
+        """gamma_x * LN(W x) + b: everything in z_t that depends on x_t only."""
         if training and self.dropout > 0:
-            step_input = inputs[:, 0, :] if len(inputs.shape) == 3 else inputs
-            dp_mask = self.get_dropout_mask(step_input)
-            inputs = inputs * (
-                ops.expand_dims(dp_mask, 1) if len(inputs.shape) == 3 else dp_mask
-            )
+            sequence = len(inputs.shape) == 3
+            dp_mask = self.get_dropout_mask(inputs[:, 0, :] if sequence else inputs)
+            inputs = inputs * (ops.expand_dims(dp_mask, 1) if sequence else dp_mask)
         z = ops.matmul(inputs, self.kernel)
         if self.layer_norm:
             z = self.input_gamma * layer_normalize(z, self.norm_epsilon)
@@ -391,7 +389,7 @@ class LayerNormLSTM(ProjectedRNN):
         )
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
-    def fused_loop(self, projected, initial_state, mask, training):
+    def fused_loop(self, sequences, initial_state, mask, training):
         cell = self.cell
         if (
             keras.backend.backend() != "tensorflow"
@@ -402,22 +400,31 @@ class LayerNormLSTM(ProjectedRNN):
             return None
         from recurrent_zoo.layers.tf_lstm_kernel import lstm_recurrence
 
-        xz, mask = time_major_inputs(projected, mask, self.go_backwards)
-        norms = {}
+        if training and cell.dropout > 0:
+            sequences = sequences * ops.expand_dims(
+                cell.get_dropout_mask(sequences[:, 0, :]), 1
+            )
+        # Transpose the narrow input rather than the 4x wider projection.
+        sequences, mask = time_major_inputs(sequences, mask, self.go_backwards)
+        weights = {"bias": cell.bias}
         if cell.layer_norm:
-            norms = {
-                "recurrent_gamma": ops.convert_to_tensor(cell.recurrent_gamma),
-                "cell_gamma": ops.convert_to_tensor(cell.cell_gamma),
-                "cell_beta": ops.convert_to_tensor(cell.cell_beta),
-            }
+            weights.update(
+                input_gamma=cell.input_gamma,
+                recurrent_gamma=cell.recurrent_gamma,
+                cell_gamma=cell.cell_gamma,
+                cell_beta=cell.cell_beta,
+            )
         hs, h_last, c_last = lstm_recurrence(
-            xz,
+            ops.matmul(sequences, cell.kernel),
             initial_state[0],
             initial_state[1],
-            ops.convert_to_tensor(cell.recurrent_kernel),
+            cell.recurrent_kernel,
             mask=mask,
             epsilon=cell.norm_epsilon,
-            **norms,
+            **{
+                k: None if v is None else ops.convert_to_tensor(v)
+                for k, v in weights.items()
+            },
         )
         last_output, outputs = batch_major_outputs(hs, mask, self.zero_output_for_mask)
         return last_output, outputs, [h_last, c_last]

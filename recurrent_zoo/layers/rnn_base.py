@@ -81,8 +81,8 @@ class ProjectedRNN(keras.layers.RNN):
     The cell must implement `project_inputs(sequences, training)` returning
     the pre-activations that depend on `x_t` alone, and accept those in
     `call` while `cell.inputs_projected` is True. Subclasses may override
-    `fused_loop` with a backend-specific kernel; it returns None to fall back
-    to Keras's generic loop.
+    `fused_loop` with a backend-specific kernel over the raw sequence; it
+    returns None to fall back to Keras's generic loop.
     """
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
@@ -98,19 +98,23 @@ class ProjectedRNN(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        projected = self.cell.project_inputs(sequences, training=training)
         if not self.unroll:
-            result = self.fused_loop(projected, initial_state, mask, training)
+            result = self.fused_loop(sequences, initial_state, mask, training)
             if result is not None:
                 return result
+        projected = self.cell.project_inputs(sequences, training=training)
         self.cell.inputs_projected = True
         try:
             return super().inner_loop(projected, initial_state, mask, training)
         finally:
             self.cell.inputs_projected = False
 
-    def fused_loop(self, projected, initial_state, mask, training):
-        """Backend-specific loop over pre-projected inputs, or None."""
+    def fused_loop(self, sequences, initial_state, mask, training):
+        """A backend-specific loop over the whole sequence, or None.
+
+        Returns Keras's (last_output, outputs, states) triple; None falls
+        back to the cell inside Keras's generic loop.
+        """
         return None
 
     @property
@@ -140,9 +144,9 @@ class ProjectedRNN(keras.layers.RNN):
         return cls(**config)
 
 
-def time_major_inputs(projected, mask, go_backwards: bool):
+def time_major_inputs(sequences, mask, go_backwards: bool):
     """(B, T, F) inputs and (B, T) mask to time-major, reversed if asked."""
-    xz = ops.transpose(projected, (1, 0, 2))
+    xz = ops.transpose(sequences, (1, 0, 2))
     if mask is not None:
         mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))
     if go_backwards:
