@@ -1,0 +1,22 @@
+import json
+
+import pytest
+
+from recurrent_zoo.cli import build_parser, main
+
+
+def test_demo_trains_on_real_reviews(shared_data, capsys):
+    slice_args = ["--train-per-class", "40", "--test-per-class", "20", "--epochs", "1"]
+    code = main(["demo", "--data", str(shared_data), *slice_args, "--quiet", "--json"])
+    assert code == 0
+    summary, payload = capsys.readouterr().out.strip().splitlines()[-2:]
+    result = json.loads(payload)
+    assert result["train_examples"] == 80 and result["test_examples"] == 40
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert result["train_loss"] > 0  # finite: NaN fails every comparison
+    assert f"{result['test_accuracy']:.3f}" in summary
+
+
+def test_unknown_command_is_rejected():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fly"])
