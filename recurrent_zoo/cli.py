@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
-        "demo", help="train the layers on a slice of real IMDB reviews (2 epochs, about a minute)"
+        "demo",
+        help="train the layers on a slice of real IMDB reviews (about a minute)",
     )
     demo.add_argument(
         "--data",

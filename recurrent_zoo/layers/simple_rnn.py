@@ -9,8 +9,10 @@ from recurrent_zoo.layers.layer_norm_lstm import layer_normalize
 from recurrent_zoo.layers.rnn_base import (
     DropoutMasks,
     ProjectedRNN,
+    batch_major_outputs,
     check_positive_int,
     check_unit_interval,
+    time_major_inputs,
 )
 
 
@@ -203,7 +205,12 @@ class SimpleRNN(ProjectedRNN):
     h_t = act(W x_t + U h_{t-1} + b), optionally with the pre-activation
     layer-normalized (see `SimpleRNNCell`). The input projection W x_t + b is
     computed for all time steps in one matmul before the loop, which leaves
-    one matmul and the activation per step. With `layer_norm=False` the
+    one matmul and the activation per step. On the TensorFlow backend,
+    without layer normalization, with a tanh, relu or linear activation and
+    no active recurrent dropout, the loop is a dedicated kernel with a
+    hand-written back-propagation through time
+    (`recurrent_zoo.layers.tf_simple_rnn_kernel`); otherwise the cell runs in
+    Keras's generic loop. Both compute the same values. With `layer_norm=False` the
     layer is a drop-in for `keras.layers.SimpleRNN`: same arguments, same
     weights, same outputs.
 
@@ -302,3 +309,40 @@ class SimpleRNN(ProjectedRNN):
             **kwargs,
         )
         self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def fused_loop(self, sequences, initial_state, mask, training):
+        cell = self.cell
+        activation = _ACTIVATION_NAMES.get(cell.activation)
+        if (
+            keras.backend.backend() != "tensorflow"
+            or activation is None
+            or cell.layer_norm
+            or (training and cell.recurrent_dropout > 0)
+        ):
+            return None
+        from recurrent_zoo.layers.tf_simple_rnn_kernel import simple_rnn_recurrence
+
+        if training and cell.dropout > 0:
+            sequences = sequences * ops.expand_dims(
+                cell.get_dropout_mask(sequences[:, 0, :]), 1
+            )
+        sequences, mask = time_major_inputs(sequences, mask, self.go_backwards)
+        bias = None if cell.bias is None else ops.convert_to_tensor(cell.bias)
+        hs, h_last = simple_rnn_recurrence(
+            ops.matmul(sequences, cell.kernel),
+            initial_state[0],
+            ops.convert_to_tensor(cell.recurrent_kernel),
+            bias=bias,
+            activation=activation,
+            mask=mask,
+        )
+        last_output, outputs = batch_major_outputs(hs, mask, self.zero_output_for_mask)
+        return last_output, outputs, [h_last]
+
+
+_ACTIVATION_NAMES = {
+    keras.activations.tanh: "tanh",
+    keras.activations.relu: "relu",
+    keras.activations.linear: "linear",
+    None: "linear",
+}

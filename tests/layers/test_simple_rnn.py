@@ -4,12 +4,28 @@ import pytest
 import tensorflow as tf
 from layer_checks import run_layer_checks
 
-from recurrent_zoo.layers import SimpleRNN, SimpleRNNCell
+from recurrent_zoo.layers import SimpleRNN, SimpleRNNCell, tf_simple_rnn_kernel
 from recurrent_zoo.reference import simple_rnn_bptt, simple_rnn_forward
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(3, 5, 4)).astype("float32")
 MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
+
+
+@pytest.fixture(params=["fused", "generic"])
+def path(request, monkeypatch):
+    """Run a test through the TF kernel and through Keras's generic loop."""
+    calls = []
+    original = tf_simple_rnn_kernel.simple_rnn_recurrence
+    monkeypatch.setattr(
+        tf_simple_rnn_kernel,
+        "simple_rnn_recurrence",
+        lambda *a, **k: calls.append(1) or original(*a, **k),
+    )
+    if request.param == "generic":
+        monkeypatch.setattr(SimpleRNN, "fused_loop", lambda self, *args: None)
+    yield request.param
+    assert bool(calls) == (request.param == "fused")
 
 
 def _weights(layer):
@@ -34,7 +50,7 @@ def test_hand_computed_case():
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_equals_keras_simple_rnn(go_backwards, masked):
+def test_equals_keras_simple_rnn(path, go_backwards, masked):
     kwargs = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
     ours, theirs = SimpleRNN(3, **kwargs), keras.layers.SimpleRNN(3, **kwargs)
     ours(X)
@@ -46,7 +62,7 @@ def test_equals_keras_simple_rnn(go_backwards, masked):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "linear"])
-def test_forward_matches_numpy(activation):
+def test_forward_matches_numpy(path, activation):
     layer = SimpleRNN(3, activation=activation, return_sequences=True)
     out = layer(X, mask=MASK)
     expected = simple_rnn_forward(X, *_weights(layer), activation=activation, mask=MASK)
@@ -64,7 +80,7 @@ def test_layer_norm_forward_matches_numpy():
 
 @pytest.mark.parametrize("many_to_one", [True, False])
 @pytest.mark.parametrize("activation", ["tanh", "linear"])
-def test_gradients_match_numpy_bptt(many_to_one, activation):
+def test_gradients_match_numpy_bptt(path, many_to_one, activation):
     layer = SimpleRNN(3, activation=activation, return_sequences=True)
     layer(X)
     d_hs = RNG.normal(size=(3, 5, 3))
@@ -81,6 +97,25 @@ def test_gradients_match_numpy_bptt(many_to_one, activation):
         np.testing.assert_allclose(grad, expected[name], atol=1e-4, err_msg=name)
 
 
+def test_masked_gradients_fused_equal_generic(monkeypatch):
+    layer = SimpleRNN(3, activation="relu", return_sequences=True, return_state=True)
+    layer(X)
+    weights = RNG.normal(size=(3, 5, 3)).astype("float32")
+    x, h0 = tf.constant(X), tf.constant(RNG.normal(size=(3, 3)).astype("float32"))
+
+    def grads():
+        with tf.GradientTape() as tape:
+            tape.watch([x, h0])
+            hs, h = layer(x, initial_state=[h0], mask=MASK)
+            loss = tf.reduce_sum(hs * weights) + tf.reduce_sum(h * h)
+        return tape.gradient(loss, [x, h0, *layer.trainable_variables])
+
+    fused = grads()
+    monkeypatch.setattr(SimpleRNN, "fused_loop", lambda self, *args: None)
+    for a, b in zip(fused, grads(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_cell_in_keras_rnn_equals_layer():
     layer = SimpleRNN(3, return_sequences=True)
     wrapped = keras.layers.RNN(SimpleRNNCell(3), return_sequences=True)
@@ -90,7 +125,7 @@ def test_cell_in_keras_rnn_equals_layer():
     np.testing.assert_allclose(layer(X, mask=MASK), wrapped(X, mask=MASK), atol=1e-6)
 
 
-def test_dropout_only_in_training_and_one_mask_per_sequence():
+def test_dropout_only_in_training_and_one_mask_per_sequence(path):
     layer = SimpleRNN(
         3, dropout=0.5, recurrent_dropout=0.5, seed=1, return_sequences=True
     )
@@ -140,3 +175,10 @@ def test_bad_inputs():
         SimpleRNN(3)(np.zeros((2, 4), "float32"))
     with pytest.raises(ValueError, match="floating-point"):
         SimpleRNN(3)(np.zeros((2, 4, 3), "int32"))
+
+
+def test_recurrent_dropout_uses_generic_loop(monkeypatch):
+    layer = SimpleRNN(3, recurrent_dropout=0.5, seed=2)
+    inference = layer(X, training=False)  # no dropout active: the kernel runs
+    monkeypatch.setattr(tf_simple_rnn_kernel, "simple_rnn_recurrence", None)
+    assert not np.allclose(layer(X, training=True), inference)
