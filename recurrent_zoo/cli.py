@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--train-per-class", type=int, default=2500)
     demo.add_argument("--test-per-class", type=int, default=1000)
-    demo.add_argument("--epochs", type=int, default=2)
+    demo.add_argument("--epochs", type=int, default=1)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument(
         "--json", action="store_true", help="also print the metrics as JSON"

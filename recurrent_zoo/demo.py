@@ -41,7 +41,9 @@ def build_demo_model(
     probability = keras.layers.Dense(1, activation="sigmoid", name="positive")(pooled)
     model = keras.Model(text, probability, name="demo_sentiment")
     model.compile(
-        optimizer=keras.optimizers.Adam(2e-3),
+        # A layer-normalized LSTM tolerates (and here needs, for one epoch) a
+        # larger step than a plain LSTM: at 2e-3 it was still near chance.
+        optimizer=keras.optimizers.Adam(1e-2, clipnorm=1.0),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -52,7 +54,7 @@ def run_demo(
     data: str,
     train_per_class: int = 2500,
     test_per_class: int = 1000,
-    epochs: int = 2,
+    epochs: int = 1,
     batch_size: int = 32,
     seed: int = 0,
     verbose: int = 1,
