@@ -3,8 +3,10 @@
 from recurrent_zoo.layers.attention_pooling import AttentionPooling
 from recurrent_zoo.layers.bahdanau_attention import BahdanauAttention
 from recurrent_zoo.layers.bidirectional import Bidirectional
-from recurrent_zoo.layers.layer_norm_lstm import LayerNormLSTM, LayerNormLSTMCell
-from recurrent_zoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from recurrent_zoo.layers.layer_norm_lstm import LayerNormLSTM
+from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
+from recurrent_zoo.layers.simple_rnn import SimpleRNN
+from recurrent_zoo.layers.simple_rnn_cell import SimpleRNNCell
 
 __all__ = [
     "AttentionPooling",

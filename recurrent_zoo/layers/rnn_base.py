@@ -155,11 +155,13 @@ def time_major_inputs(sequences, mask, go_backwards: bool):
     return xz, mask
 
 
-def batch_major_outputs(hs, mask, zero_output_for_mask: bool):
+def batch_major_outputs(hs, h_last, mask, zero_output_for_mask: bool):
     """(T, B, H) step outputs to Keras's (last_output, outputs) pair."""
     outputs = ops.transpose(hs, (1, 0, 2))
-    if mask is not None and zero_output_for_mask:
-        outputs = ops.where(
-            ops.expand_dims(ops.transpose(mask, (1, 0)), -1), outputs, 0.0
-        )
+    if mask is None or not zero_output_for_mask:
+        # The final state *is* the last output; taking it directly keeps the
+        # gradient of a many-to-one model off the (B, T, H) outputs tensor.
+        return h_last, outputs
+    keep = ops.expand_dims(ops.transpose(mask, (1, 0)), -1)
+    outputs = ops.where(keep, outputs, 0.0)
     return outputs[:, -1], outputs

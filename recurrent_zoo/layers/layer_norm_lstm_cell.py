@@ -1,0 +1,261 @@
+"""Cell of the layer-normalized LSTM (Ba, Kiros & Hinton, 2016)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from recurrent_zoo.layers.rnn_base import (
+    DropoutMasks,
+    check_positive_int,
+    check_unit_interval,
+)
+
+
+def layer_normalize(x, epsilon: float):
+    """(x - mean(x)) / sqrt(var(x) + epsilon) over the last axis."""
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    centered = x - mean
+    variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+    return centered * ops.rsqrt(variance + epsilon)
+
+
+@keras.saving.register_keras_serializable(package="recurrent_zoo")
+class LayerNormLSTMCell(keras.layers.Layer, DropoutMasks):
+    """Cell of the layer-normalized LSTM, for `keras.layers.RNN` or `LayerNormLSTM`.
+
+    With LN(v) = (v - mean(v)) / sqrt(var(v) + norm_epsilon) over the feature
+    axis and the gates stacked in Keras's order (i, f, g, o):
+
+        z_t = gamma_x * LN(W x_t) + gamma_h * LN(U h_{t-1}) + b
+        i_t, f_t, o_t = sigmoid(z_i), sigmoid(z_f), sigmoid(z_o)
+        g_t = tanh(z_g)
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(gamma_c * LN(c_t) + beta_c)
+
+    Three tensors are normalized: the stacked input projection W x_t (4H
+    values, one normalization over all gates, as in Ba et al. eq. 20-22), the
+    stacked recurrent projection U h_{t-1}, and the new cell state c_t.
+    The *raw* c_t is carried to the next step; LN(c_t) only feeds h_t. This is
+    the paper's formulation and haste's; TensorFlow Addons'
+    `LayerNormLSTMCell` carried LN(c_t) instead, which re-centres the memory
+    every step and so defeats the additive path that lets an LSTM keep
+    information over long spans. The input and recurrent normalizations have
+    a gain but no shift of their own: a shift there would only duplicate b.
+
+    With `layer_norm=False` all normalizations and gains are dropped and the
+    cell is exactly `keras.layers.LSTMCell` (same weights, same order).
+
+    Args:
+        units: positive int, size of h and c.
+        activation: for the candidate g and the output; default "tanh".
+        recurrent_activation: for the gates i, f, o; default "sigmoid".
+        use_bias: whether to add b.
+        kernel_initializer, recurrent_initializer, bias_initializer: for W,
+            U and b.
+        unit_forget_bias: add 1 to the forget gate's bias at initialization
+            (Jozefowicz et al. 2015).
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+        kernel_constraint, recurrent_constraint, bias_constraint: as in
+            `keras.layers.LSTMCell`.
+        dropout: fraction of input units dropped, one mask per sequence.
+        recurrent_dropout: fraction of h_{t-1} dropped, one mask per sequence.
+        layer_norm: False turns the cell into a plain LSTM.
+        norm_epsilon: added to the variance in each LN.
+        gamma_initializer, beta_initializer: for the gains (gamma_x, gamma_h,
+            gamma_c) and the shift beta_c.
+        seed: seed of the dropout masks.
+
+    Call arguments:
+        inputs: (batch, features) input at one step.
+        states: [h_{t-1}, c_{t-1}], each (batch, units).
+        training: whether dropout is active.
+
+    Example:
+
+    >>> layer = keras.layers.RNN(LayerNormLSTMCell(8))
+    >>> layer(np.zeros((2, 5, 3), "float32")).shape
+    (2, 8)
+
+    Reference: J. L. Ba, J. R. Kiros, G. E. Hinton, "Layer Normalization",
+    arXiv:1607.06450 (2016), section 3.1 and appendix.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        layer_norm: bool = True,
+        norm_epsilon: float = 1e-3,
+        gamma_initializer="ones",
+        beta_initializer="zeros",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.dropout = check_unit_interval("dropout", dropout)
+        self.recurrent_dropout = check_unit_interval(
+            "recurrent_dropout", recurrent_dropout
+        )
+        self.layer_norm = bool(layer_norm)
+        if not float(norm_epsilon) > 0:
+            raise ValueError(
+                f"`norm_epsilon` must be > 0, received norm_epsilon={norm_epsilon!r}"
+            )
+        self.norm_epsilon = float(norm_epsilon)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.state_size = [self.units, self.units]
+        self.output_size = self.units
+        # True while the owning layer feeds `project_inputs` results per step.
+        self.inputs_projected = False
+
+    def build(self, input_shape):
+        units = self.units
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], 4 * units),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(units, 4 * units),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            if self.unit_forget_bias:
+
+                def bias_initializer(_, *args, **kwargs):
+                    return ops.concatenate(
+                        [
+                            self.bias_initializer((units,), *args, **kwargs),
+                            keras.initializers.get("ones")((units,), *args, **kwargs),
+                            self.bias_initializer((units * 2,), *args, **kwargs),
+                        ]
+                    )
+
+            else:
+                bias_initializer = self.bias_initializer
+            self.bias = self.add_weight(
+                shape=(4 * units,),
+                name="bias",
+                initializer=bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        if self.layer_norm:
+            gain = {"initializer": self.gamma_initializer}
+            self.input_gamma = self.add_weight(
+                shape=(4 * units,), name="input_gamma", **gain
+            )
+            self.recurrent_gamma = self.add_weight(
+                shape=(4 * units,), name="recurrent_gamma", **gain
+            )
+            self.cell_gamma = self.add_weight(shape=(units,), name="cell_gamma", **gain)
+            self.cell_beta = self.add_weight(
+                shape=(units,), name="cell_beta", initializer=self.beta_initializer
+            )
+
+    def project_inputs(self, inputs, training=None):
+        """gamma_x * LN(W x) + b: everything in z_t that depends on x_t only."""
+        if training and self.dropout > 0:
+            sequence = len(inputs.shape) == 3
+            dp_mask = self.get_dropout_mask(inputs[:, 0, :] if sequence else inputs)
+            inputs = inputs * (ops.expand_dims(dp_mask, 1) if sequence else dp_mask)
+        z = ops.matmul(inputs, self.kernel)
+        if self.layer_norm:
+            z = self.input_gamma * layer_normalize(z, self.norm_epsilon)
+        if self.use_bias:
+            z = z + self.bias
+        return z
+
+    def call(self, inputs, states, training=None):
+        h_tm1, c_tm1 = states[0], states[1]
+        z_x = inputs if self.inputs_projected else self.project_inputs(inputs, training)
+        if training and self.recurrent_dropout > 0:
+            h_tm1 = h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
+        z_h = ops.matmul(h_tm1, self.recurrent_kernel)
+        if self.layer_norm:
+            z_h = self.recurrent_gamma * layer_normalize(z_h, self.norm_epsilon)
+        z_i, z_f, z_g, z_o = ops.split(z_x + z_h, 4, axis=-1)
+        i = self.recurrent_activation(z_i)
+        f = self.recurrent_activation(z_f)
+        o = self.recurrent_activation(z_o)
+        c = f * c_tm1 + i * self.activation(z_g)
+        c_out = c
+        if self.layer_norm:
+            c_out = (
+                self.cell_gamma * layer_normalize(c, self.norm_epsilon) + self.cell_beta
+            )
+        h = o * self.activation(c_out)
+        return h, [h, c]
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            ops.zeros((batch_size, self.units), dtype=self.compute_dtype)
+            for _ in range(2)
+        ]
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        config = {
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(
+                self.recurrent_activation
+            ),
+            "use_bias": self.use_bias,
+            "kernel_initializer": ser(self.kernel_initializer),
+            "recurrent_initializer": ser(self.recurrent_initializer),
+            "bias_initializer": ser(self.bias_initializer),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": ser(self.kernel_regularizer),
+            "recurrent_regularizer": ser(self.recurrent_regularizer),
+            "bias_regularizer": ser(self.bias_regularizer),
+            "kernel_constraint": ser(self.kernel_constraint),
+            "recurrent_constraint": ser(self.recurrent_constraint),
+            "bias_constraint": ser(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "layer_norm": self.layer_norm,
+            "norm_epsilon": self.norm_epsilon,
+            "gamma_initializer": ser(self.gamma_initializer),
+            "beta_initializer": ser(self.beta_initializer),
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
