@@ -9,7 +9,6 @@ from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
 from recurrent_zoo.layers.rnn_base import (
     ProjectedRNN,
     batch_major_outputs,
-    time_major_inputs,
 )
 
 
@@ -149,12 +148,7 @@ class LayerNormLSTM(ProjectedRNN):
             return None
         from recurrent_zoo.layers.tf_lstm_kernel import lstm_recurrence
 
-        if training and cell.dropout > 0:
-            sequences = sequences * ops.expand_dims(
-                cell.get_dropout_mask(sequences[:, 0, :]), 1
-            )
-        # Transpose the narrow input rather than the 4x wider projection.
-        sequences, mask = time_major_inputs(sequences, mask, self.go_backwards)
+        xw, mask = self.fused_inputs(sequences, mask, training)
         weights = {"bias": cell.bias}
         if cell.layer_norm:
             weights.update(
@@ -164,7 +158,7 @@ class LayerNormLSTM(ProjectedRNN):
                 cell_beta=cell.cell_beta,
             )
         hs, h_last, c_last = lstm_recurrence(
-            ops.matmul(sequences, cell.kernel),
+            xw,
             initial_state[0],
             initial_state[1],
             cell.recurrent_kernel,

@@ -75,6 +75,106 @@ def check_sequence_input(layer_name: str, sequences) -> None:
         )
 
 
+def layer_normalize(x, epsilon: float):
+    """(x - mean(x)) / sqrt(var(x) + epsilon) over the last axis."""
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    centered = x - mean
+    variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+    return centered * ops.rsqrt(variance + epsilon)
+
+
+class RecurrentCell(keras.layers.Layer, DropoutMasks):
+    """Arguments, validation and config shared by this package's cells.
+
+    Subclasses add their own activations and weights; every argument here is
+    documented on `SimpleRNNCell` and `LayerNormLSTMCell`.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        layer_norm: bool = False,
+        norm_epsilon: float = 1e-3,
+        gamma_initializer="ones",
+        beta_initializer="zeros",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.dropout = check_unit_interval("dropout", dropout)
+        self.recurrent_dropout = check_unit_interval(
+            "recurrent_dropout", recurrent_dropout
+        )
+        self.layer_norm = bool(layer_norm)
+        if not float(norm_epsilon) > 0:
+            raise ValueError(
+                f"`norm_epsilon` must be > 0, received norm_epsilon={norm_epsilon!r}"
+            )
+        self.norm_epsilon = float(norm_epsilon)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.output_size = self.units
+        # True while the owning layer feeds `project_inputs` results per step.
+        self.inputs_projected = False
+
+    def dropped_inputs(self, inputs, training=None):
+        """Inputs (one step, or a whole batch-major sequence) after dropout."""
+        if not (training and self.dropout > 0):
+            return inputs
+        sequence = len(inputs.shape) == 3
+        dp_mask = self.get_dropout_mask(inputs[:, 0, :] if sequence else inputs)
+        return inputs * (ops.expand_dims(dp_mask, 1) if sequence else dp_mask)
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        config = {
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": ser(self.kernel_initializer),
+            "recurrent_initializer": ser(self.recurrent_initializer),
+            "bias_initializer": ser(self.bias_initializer),
+            "kernel_regularizer": ser(self.kernel_regularizer),
+            "recurrent_regularizer": ser(self.recurrent_regularizer),
+            "bias_regularizer": ser(self.bias_regularizer),
+            "kernel_constraint": ser(self.kernel_constraint),
+            "recurrent_constraint": ser(self.recurrent_constraint),
+            "bias_constraint": ser(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "layer_norm": self.layer_norm,
+            "norm_epsilon": self.norm_epsilon,
+            "gamma_initializer": ser(self.gamma_initializer),
+            "beta_initializer": ser(self.beta_initializer),
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
+
+
 class ProjectedRNN(keras.layers.RNN):
     """`keras.layers.RNN` whose cell's input projection runs outside the loop.
 
@@ -108,6 +208,13 @@ class ProjectedRNN(keras.layers.RNN):
             return super().inner_loop(projected, initial_state, mask, training)
         finally:
             self.cell.inputs_projected = False
+
+    def fused_inputs(self, sequences, mask, training):
+        """Time-major x_t W (after input dropout) and mask for a fused loop."""
+        sequences = self.cell.dropped_inputs(sequences, training)
+        # Transpose the narrow input rather than its wider projection.
+        sequences, mask = time_major_inputs(sequences, mask, self.go_backwards)
+        return ops.matmul(sequences, self.cell.kernel), mask
 
     def fused_loop(self, sequences, initial_state, mask, training):
         """A backend-specific loop over the whole sequence, or None.

@@ -8,7 +8,6 @@ from keras import ops
 from recurrent_zoo.layers.rnn_base import (
     ProjectedRNN,
     batch_major_outputs,
-    time_major_inputs,
 )
 from recurrent_zoo.layers.simple_rnn_cell import SimpleRNNCell
 
@@ -137,14 +136,10 @@ class SimpleRNN(ProjectedRNN):
             return None
         from recurrent_zoo.layers.tf_simple_rnn_kernel import simple_rnn_recurrence
 
-        if training and cell.dropout > 0:
-            sequences = sequences * ops.expand_dims(
-                cell.get_dropout_mask(sequences[:, 0, :]), 1
-            )
-        sequences, mask = time_major_inputs(sequences, mask, self.go_backwards)
+        xw, mask = self.fused_inputs(sequences, mask, training)
         bias = None if cell.bias is None else ops.convert_to_tensor(cell.bias)
         hs, h_last = simple_rnn_recurrence(
-            ops.matmul(sequences, cell.kernel),
+            xw,
             initial_state[0],
             ops.convert_to_tensor(cell.recurrent_kernel),
             bias=bias,
