@@ -9,9 +9,9 @@ from keras import ops
 
 from recurrent_zoo.layers.bahdanau_attention import (
     _AdditiveScoringLayer,
-    _check_float_dtype,
     masked_softmax,
 )
+from recurrent_zoo.layers.checks import check_float_dtype
 
 __all__ = ["AttentionPooling"]
 
@@ -105,7 +105,7 @@ class AttentionPooling(_AdditiveScoringLayer):
                 f"features). Received: {type(inputs).__name__}"
             )
         self._check_shape(tuple(inputs.shape))
-        _check_float_dtype(type(self).__name__, "inputs", inputs)
+        check_float_dtype(type(self).__name__, "inputs", inputs)
 
     def call(
         self,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 from keras import ops
+
+from recurrent_zoo.layers.checks import (
+    check_float_dtype,
+    check_positive_int,
+    check_rate,
+)
 
 __all__ = ["BahdanauAttention", "masked_softmax"]
 
@@ -48,34 +53,6 @@ def masked_softmax(scores: Any, mask: Any = None, axis: int = -1) -> Any:
     return numerator / total
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
-def _check_rate(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= value < 1.0
-    ):
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
-    return float(value)
-
-
-def _check_float_dtype(layer_name: str, name: str, tensor: Any) -> None:
-    dtype = keras.backend.standardize_dtype(tensor.dtype)
-    if not keras.backend.is_float_dtype(dtype):
-        raise ValueError(
-            f"{layer_name} expects a floating-point `{name}`. Received dtype={dtype}"
-        )
-
-
 class _AdditiveScoringLayer(keras.layers.Layer):
     """Arguments, weights helpers and config shared by the additive layers.
 
@@ -98,7 +75,7 @@ class _AdditiveScoringLayer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units = _check_positive_int("units", units)
+        self.units = check_positive_int("units", units)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -106,7 +83,7 @@ class _AdditiveScoringLayer(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.dropout = _check_rate("dropout", dropout)
+        self.dropout = check_rate("dropout", dropout)
         self.seed = seed
         # Only created when needed so a dropout-free layer has no RNG state
         # in its saved weights.
@@ -281,7 +258,7 @@ class BahdanauAttention(_AdditiveScoringLayer):
         query, value = inputs[0], inputs[1]
         key = inputs[2] if len(inputs) == 3 else value
         for name, tensor in (("query", query), ("value", value), ("key", key)):
-            _check_float_dtype(type(self).__name__, name, tensor)
+            check_float_dtype(type(self).__name__, name, tensor)
         return query, value, key
 
     def _unpack_mask(self, mask: Any) -> tuple:

@@ -136,11 +136,10 @@ class Bidirectional(keras.layers.Layer):
 
     Example:
 
-    ```python
-    inputs = keras.Input((None,), dtype="int32")
-    x = keras.layers.Embedding(1000, 16, mask_zero=True)(inputs)
-    x = Bidirectional(keras.layers.LSTM(32))(x)  # (batch, 64)
-    ```
+    >>> inputs = keras.Input((None,), dtype="int32")
+    >>> x = keras.layers.Embedding(1000, 16, mask_zero=True)(inputs)
+    >>> Bidirectional(keras.layers.LSTM(32))(x).shape
+    (None, 64)
 
     Reference: M. Schuster and K. K. Paliwal, "Bidirectional recurrent neural
     networks", IEEE Transactions on Signal Processing 45(11), 1997.

@@ -62,7 +62,7 @@ class LayerNormLSTMCell(RecurrentCell):
     Example:
 
     >>> layer = keras.layers.RNN(LayerNormLSTMCell(8))
-    >>> layer(np.zeros((2, 5, 3), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 5, 3), "float32")).shape)
     (2, 8)
 
     Reference: J. L. Ba, J. R. Kiros, G. E. Hinton, "Layer Normalization",

@@ -12,6 +12,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from recurrent_zoo.layers.checks import (
+    check_positive_int,
+    check_rate,
+    check_sequence_input,
+)
+
 
 class DropoutMasks:
     """Mixin caching dropout masks so every time step reuses the same one.
@@ -42,37 +48,6 @@ class DropoutMasks:
     def reset_dropout_masks(self):
         self._dropout_mask = None
         self._recurrent_dropout_mask = None
-
-
-def check_unit_interval(name: str, value: float) -> float:
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1), received {name}={value!r}")
-    return float(value)
-
-
-def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer, received {name}={value!r}"
-        )
-    return value
-
-
-def check_sequence_input(layer_name: str, sequences) -> None:
-    """Raise a clear error for inputs a recurrent layer cannot take."""
-    if len(sequences.shape) != 3:
-        raise ValueError(
-            f"{layer_name} expects a 3-D input (batch, timesteps, features), "
-            f"received shape {tuple(sequences.shape)}"
-        )
-    if not keras.backend.is_float_dtype(
-        keras.backend.standardize_dtype(sequences.dtype)
-    ):
-        raise ValueError(
-            f"{layer_name} expects floating-point inputs, received dtype "
-            f"{keras.backend.standardize_dtype(sequences.dtype)} (embed integer "
-            "token ids first, e.g. with keras.layers.Embedding)"
-        )
 
 
 def layer_normalize(x, epsilon: float):
@@ -124,10 +99,8 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.dropout = check_unit_interval("dropout", dropout)
-        self.recurrent_dropout = check_unit_interval(
-            "recurrent_dropout", recurrent_dropout
-        )
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
         self.layer_norm = bool(layer_norm)
         if not float(norm_epsilon) > 0:
             raise ValueError(

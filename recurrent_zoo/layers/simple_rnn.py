@@ -50,7 +50,7 @@ class SimpleRNN(ProjectedRNN):
     Example:
 
     >>> layer = SimpleRNN(4, return_sequences=True)
-    >>> layer(np.ones((2, 3, 5), "float32")).shape
+    >>> tuple(layer(np.ones((2, 3, 5), "float32")).shape)
     (2, 3, 4)
 
     Reference: J. L. Elman, "Finding structure in time", Cognitive Science 14

@@ -44,7 +44,7 @@ class SimpleRNNCell(RecurrentCell):
     Example:
 
     >>> rnn = keras.layers.RNN(SimpleRNNCell(4))
-    >>> rnn(np.ones((2, 3, 5), "float32")).shape
+    >>> tuple(rnn(np.ones((2, 3, 5), "float32")).shape)
     (2, 4)
 
     Reference: J. L. Elman, "Finding structure in time", Cognitive Science 14

@@ -1,0 +1,31 @@
+"""Every `Example:` in the layers' docstrings runs and prints what it claims."""
+
+import doctest
+import importlib
+
+import keras
+import numpy as np
+import pytest
+
+MODULES = [
+    "recurrent_zoo.layers.attention_pooling",
+    "recurrent_zoo.layers.bahdanau_attention",
+    "recurrent_zoo.layers.bidirectional",
+    "recurrent_zoo.layers.layer_norm_lstm",
+    "recurrent_zoo.layers.layer_norm_lstm_cell",
+    "recurrent_zoo.layers.simple_rnn",
+    "recurrent_zoo.layers.simple_rnn_cell",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples(name):
+    module = importlib.import_module(name)
+    globs = {"keras": keras, "np": np, **vars(module)}
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(module, globs=globs) if t.examples]
+    assert tests, f"{name} has no docstring example"
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} failing example(s) in {name}"
