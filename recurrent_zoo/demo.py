@@ -65,8 +65,12 @@ def run_demo(
     train = load_imdb(data, "train", max_per_class=train_per_class, seed=seed)
     test = load_imdb(data, "test", max_per_class=test_per_class, seed=seed)
     model = build_demo_model(train.texts)
+    # The dataset reshuffles itself every epoch; fit's own shuffle can't.
     history = model.fit(
-        train.to_dataset(batch_size, seed=seed), epochs=epochs, verbose=verbose
+        train.to_dataset(batch_size, seed=seed),
+        epochs=epochs,
+        shuffle=False,
+        verbose=verbose,
     )
     probabilities = model.predict(test.to_dataset(256, shuffle=False), verbose=0)
     predicted = (probabilities[:, 0] > 0.5).astype("int32")
