@@ -4,6 +4,7 @@ Each layer's test module calls `run_layer_checks` with a factory and a tiny
 input; layer-specific numerics (oracles) live in the layer's own tests.
 """
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -158,3 +159,24 @@ def run_layer_checks(
     if export:
         check_export_without_package(model, inputs, tmp_path)
     check_fit_step(model, _unwrap(inputs))
+
+
+@contextlib.contextmanager
+def loop_path(path: str, monkeypatch, layer_cls, kernel_module, kernel_name: str):
+    """Force a recurrent layer through its TF kernel ("fused") or Keras's loop.
+
+    On exit, checks that the kernel ran exactly when it was meant to, so a
+    test parametrized over both paths can't silently test one twice.
+    """
+    calls = []
+    original = getattr(kernel_module, kernel_name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kernel_module, kernel_name, counted)
+    if path == "generic":
+        monkeypatch.setattr(layer_cls, "fused_loop", lambda self, *args: None)
+    yield path
+    assert bool(calls) == (path == "fused"), f"{path} path ran the kernel {len(calls)}x"

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_checks import run_layer_checks
+from layer_checks import loop_path, run_layer_checks
 
 from recurrent_zoo.layers import LayerNormLSTM, LayerNormLSTMCell, tf_lstm_kernel
 from recurrent_zoo.reference import layer_norm_lstm_bptt, layer_norm_lstm_forward
@@ -19,18 +19,10 @@ RANDOM_NORM = {
 @pytest.fixture(params=["fused", "generic"])
 def path(request, monkeypatch):
     """Run a test through the TF kernel and through Keras's generic loop."""
-    calls = []
-    original = tf_lstm_kernel.lstm_recurrence
-    monkeypatch.setattr(
-        tf_lstm_kernel,
-        "lstm_recurrence",
-        lambda *a, **k: calls.append(1) or original(*a, **k),
-    )
-    if request.param == "generic":
-        monkeypatch.setattr(LayerNormLSTM, "fused_loop", lambda self, *args: None)
-    yield request.param
-    # The fused fixture must really have exercised the kernel.
-    assert bool(calls) == (request.param == "fused")
+    with loop_path(
+        request.param, monkeypatch, LayerNormLSTM, tf_lstm_kernel, "lstm_recurrence"
+    ) as name:
+        yield name
 
 
 def _params(layer):

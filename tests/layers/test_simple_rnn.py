@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_checks import run_layer_checks
+from layer_checks import loop_path, run_layer_checks
 
 from recurrent_zoo.layers import SimpleRNN, SimpleRNNCell, tf_simple_rnn_kernel
 from recurrent_zoo.reference import simple_rnn_bptt, simple_rnn_forward
@@ -15,17 +15,14 @@ MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
 @pytest.fixture(params=["fused", "generic"])
 def path(request, monkeypatch):
     """Run a test through the TF kernel and through Keras's generic loop."""
-    calls = []
-    original = tf_simple_rnn_kernel.simple_rnn_recurrence
-    monkeypatch.setattr(
+    with loop_path(
+        request.param,
+        monkeypatch,
+        SimpleRNN,
         tf_simple_rnn_kernel,
         "simple_rnn_recurrence",
-        lambda *a, **k: calls.append(1) or original(*a, **k),
-    )
-    if request.param == "generic":
-        monkeypatch.setattr(SimpleRNN, "fused_loop", lambda self, *args: None)
-    yield request.param
-    assert bool(calls) == (request.param == "fused")
+    ) as name:
+        yield name
 
 
 def _weights(layer):
