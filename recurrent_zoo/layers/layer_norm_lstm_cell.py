@@ -86,42 +86,19 @@ class LayerNormLSTMCell(RecurrentCell):
 
     def build(self, input_shape):
         units = self.units
-        self.kernel = self.add_weight(
-            shape=(input_shape[-1], 4 * units),
-            name="kernel",
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(units, 4 * units),
-            name="recurrent_kernel",
-            initializer=self.recurrent_initializer,
-            regularizer=self.recurrent_regularizer,
-            constraint=self.recurrent_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            if self.unit_forget_bias:
+        bias_initializer = None
+        if self.unit_forget_bias:
 
-                def bias_initializer(_, *args, **kwargs):
-                    return ops.concatenate(
-                        [
-                            self.bias_initializer((units,), *args, **kwargs),
-                            keras.initializers.get("ones")((units,), *args, **kwargs),
-                            self.bias_initializer((units * 2,), *args, **kwargs),
-                        ]
-                    )
+            def bias_initializer(_, *args, **kwargs):
+                return ops.concatenate(
+                    [
+                        self.bias_initializer((units,), *args, **kwargs),
+                        keras.initializers.get("ones")((units,), *args, **kwargs),
+                        self.bias_initializer((units * 2,), *args, **kwargs),
+                    ]
+                )
 
-            else:
-                bias_initializer = self.bias_initializer
-            self.bias = self.add_weight(
-                shape=(4 * units,),
-                name="bias",
-                initializer=bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        self.add_recurrent_weights(input_shape[-1], 4, bias_initializer)
         if self.layer_norm:
             gain = {"initializer": self.gamma_initializer}
             self.input_gamma = self.add_weight(

@@ -115,6 +115,33 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         # True while the owning layer feeds `project_inputs` results per step.
         self.inputs_projected = False
 
+    def add_recurrent_weights(self, input_dim: int, gates: int, bias_initializer=None):
+        """kernel (input_dim, gates * units), recurrent_kernel, optional bias."""
+        width = gates * self.units
+        self.kernel = self.add_weight(
+            shape=(input_dim, width),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, width),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(width,),
+                name="bias",
+                initializer=bias_initializer or self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+
     def dropped_inputs(self, inputs, training=None):
         """Inputs (one step, or a whole batch-major sequence) after dropout."""
         if not (training and self.dropout > 0):
