@@ -203,6 +203,10 @@ class ProjectedRNN(keras.layers.RNN):
             if result is not None:
                 return result
         projected = self.cell.project_inputs(sequences, training=training)
+        if training:
+            # Sample the recurrent mask here, outside the loop body, so that
+            # every step reuses it rather than drawing a new one per step.
+            self.cell.get_recurrent_dropout_mask(initial_state[0])
         self.cell.inputs_projected = True
         try:
             return super().inner_loop(projected, initial_state, mask, training)

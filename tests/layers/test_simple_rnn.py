@@ -179,3 +179,22 @@ def test_recurrent_dropout_uses_generic_loop(monkeypatch):
     inference = layer(X, training=False)  # no dropout active: the kernel runs
     monkeypatch.setattr(tf_simple_rnn_kernel, "simple_rnn_recurrence", None)
     assert not np.allclose(layer(X, training=True), inference)
+
+
+def test_recurrent_dropout_mask_is_fixed_across_steps_in_graph_mode():
+    """h_t = m * h_{t-1} + 1 with identity U: a per-sequence mask m gives either
+    1, 1, 1, ... (m = 0) or 1, 3, 7, 15, ... (m = 2) in every unit."""
+    layer = SimpleRNN(
+        16, activation=None, recurrent_dropout=0.5, seed=4, return_sequences=True,
+        kernel_initializer="zeros", recurrent_initializer="identity",
+        bias_initializer="ones",
+    )  # fmt: skip
+    x = tf.zeros((2, 5, 3))
+    out = np.asarray(tf.function(lambda x: layer(x, training=True))(x))
+    dropped = np.ones(5)
+    kept = np.array([1.0, 3.0, 7.0, 15.0, 31.0])
+    per_unit = out.transpose(0, 2, 1).reshape(-1, 5)
+    is_dropped = np.all(np.isclose(per_unit, dropped), axis=1)
+    is_kept = np.all(np.isclose(per_unit, kept), axis=1)
+    assert np.all(is_dropped | is_kept), per_unit[~(is_dropped | is_kept)][:3]
+    assert is_dropped.any() and is_kept.any()
