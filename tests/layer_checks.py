@@ -136,6 +136,18 @@ def check_masking(make_layer, inputs, mask, rng_seed=0) -> None:
     np.testing.assert_allclose(noisy_out, clean, atol=1e-6)
 
 
+def check_stateful(layer_cls, x, atol=1e-5, **kwargs) -> None:
+    """A stateful layer fed x in two chunks equals one pass over all of x."""
+    whole = layer_cls(return_sequences=True, **kwargs)
+    whole(x)
+    parts = layer_cls(return_sequences=True, stateful=True, **kwargs)
+    parts(x[:, :2])
+    parts.set_weights(whole.get_weights())
+    parts.reset_states()
+    got = np.concatenate([parts(x[:, :2]), parts(x[:, 2:])], axis=1)
+    np.testing.assert_allclose(got, whole(x), atol=atol)
+
+
 def run_layer_checks(
     make_layer, inputs, tmp_path: Path, mask=None, export=True
 ) -> None:

@@ -21,6 +21,11 @@ SEQUENCE = dict(
     return_sequences=True, return_state=True, go_backwards=True, stateful=True,
     unroll=True, zero_output_for_mask=True, activity_regularizer="l2",
 )  # fmt: skip
+ATTENTION = dict(
+    units=3, use_bias=False, kernel_initializer="ones", bias_initializer="ones",
+    kernel_regularizer="l2", bias_regularizer="l1", kernel_constraint="non_neg",
+    bias_constraint="non_neg", dropout=0.3, seed=5,
+)  # fmt: skip
 CASES = [
     (rz.SimpleRNNCell, dict(units=3, activation="relu", layer_norm=True, **RECURRENT)),
     (
@@ -52,33 +57,11 @@ CASES = [
     ),  # fmt: skip
     (
         rz.BahdanauAttention,
-        dict(
-            units=3,
-            use_bias=False,
-            kernel_initializer="ones",
-            bias_initializer="ones",
-            kernel_regularizer="l2",
-            bias_regularizer="l1",
-            kernel_constraint="non_neg",
-            bias_constraint="non_neg",
-            dropout=0.3,
-            seed=5,
-        ),
+        ATTENTION,
     ),  # fmt: skip
     (
         rz.AttentionPooling,
-        dict(
-            units=3,
-            use_bias=False,
-            kernel_initializer="ones",
-            bias_initializer="ones",
-            kernel_regularizer="l2",
-            bias_regularizer="l1",
-            kernel_constraint="non_neg",
-            bias_constraint="non_neg",
-            dropout=0.3,
-            seed=5,
-        ),
+        ATTENTION,
     ),  # fmt: skip
     (
         rz.Bidirectional,

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_checks import loop_path, run_layer_checks
+from layer_checks import check_stateful, loop_path, run_layer_checks
 
 from recurrent_zoo.layers import LayerNormLSTM, LayerNormLSTMCell, tf_lstm_kernel
 from recurrent_zoo.reference import layer_norm_lstm_bptt, layer_norm_lstm_forward
@@ -136,14 +136,7 @@ def test_unit_forget_bias():
 
 
 def test_stateful_carries_state_across_batches():
-    whole = LayerNormLSTM(3, return_sequences=True)
-    whole(X)
-    parts = LayerNormLSTM(3, return_sequences=True, stateful=True)
-    parts(X[:, :2])
-    parts.set_weights(whole.get_weights())
-    parts.reset_states()
-    got = np.concatenate([parts(X[:, :2]), parts(X[:, 2:])], axis=1)
-    np.testing.assert_allclose(got, whole(X), atol=1e-5)
+    check_stateful(LayerNormLSTM, X, atol=1e-5, units=3)
 
 
 def test_layer_checks(tmp_path):

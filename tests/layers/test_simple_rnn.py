@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_checks import loop_path, run_layer_checks
+from layer_checks import check_stateful, loop_path, run_layer_checks
 
 from recurrent_zoo.layers import SimpleRNN, SimpleRNNCell, tf_simple_rnn_kernel
 from recurrent_zoo.reference import simple_rnn_bptt, simple_rnn_forward
@@ -138,14 +138,7 @@ def test_dropout_only_in_training_and_one_mask_per_sequence(path):
 
 
 def test_stateful_carries_state_across_batches():
-    whole = SimpleRNN(3, return_sequences=True)
-    whole(X)
-    parts = SimpleRNN(3, return_sequences=True, stateful=True)
-    parts(X[:, :2])
-    parts.set_weights(whole.get_weights())
-    parts.reset_states()
-    got = np.concatenate([parts(X[:, :2]), parts(X[:, 2:])], axis=1)
-    np.testing.assert_allclose(got, whole(X), atol=1e-6)
+    check_stateful(SimpleRNN, X, atol=1e-6, units=3)
 
 
 def test_layer_checks(tmp_path):
