@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-from recurrent_zoo.commands import COMMANDS
+from recurrent_zoo.commands import command_modules
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,8 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="recurrent-zoo", description="Recurrent layers and text classifiers."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        module = importlib.import_module(f"recurrent_zoo.commands.{name}")
+    for name, module in command_modules().items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)

@@ -1,0 +1,20 @@
+"""Prebuilt recurrent text classifiers and their trained presets."""
+
+from recurrent_zoo.models.registry import (
+    ARCHITECTURES,
+    from_preset,
+    get,
+    list_models,
+    list_presets,
+)
+from recurrent_zoo.models.text_classifier import CELLS, TextClassifier
+
+__all__ = [
+    "ARCHITECTURES",
+    "CELLS",
+    "TextClassifier",
+    "from_preset",
+    "get",
+    "list_models",
+    "list_presets",
+]

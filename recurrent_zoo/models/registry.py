@@ -1,0 +1,137 @@
+"""Named architectures and trained presets, in the spirit of keras-hub.
+
+`get("sentiment")` builds an untrained model (adapt, compile, fit);
+`from_preset("imdb_sentiment")` loads trained weights shipped with the
+package, ready to classify raw strings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from recurrent_zoo.models.text_classifier import TextClassifier
+
+__all__ = ["ARCHITECTURES", "get", "list_models", "list_presets", "from_preset"]
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+# Sorted folder names of the bydate distribution, i.e. the label order the
+# 20 Newsgroups loader produces.
+NEWSGROUPS = (
+    "alt.atheism",
+    "comp.graphics",
+    "comp.os.ms-windows.misc",
+    "comp.sys.ibm.pc.hardware",
+    "comp.sys.mac.hardware",
+    "comp.windows.x",
+    "misc.forsale",
+    "rec.autos",
+    "rec.motorcycles",
+    "rec.sport.baseball",
+    "rec.sport.hockey",
+    "sci.crypt",
+    "sci.electronics",
+    "sci.med",
+    "sci.space",
+    "soc.religion.christian",
+    "talk.politics.guns",
+    "talk.politics.mideast",
+    "talk.politics.misc",
+    "talk.religion.misc",
+)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A named model recipe: the corpus it is meant for and its defaults."""
+
+    description: str
+    corpus: str
+    config: dict[str, Any] = field(default_factory=dict)
+    learning_rate: float = 3e-3
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "sentiment": Architecture(
+        description="IMDB-style binary sentiment: neg / pos",
+        corpus="imdb",
+        config=dict(
+            class_names=("neg", "pos"),
+            vocabulary_size=20_000,
+            sequence_length=400,
+            embedding_dim=128,
+            units=(64,),
+        ),
+    ),
+    "topic": Architecture(
+        description="20 Newsgroups topics (20 classes)",
+        corpus="20newsgroups",
+        config=dict(
+            class_names=NEWSGROUPS,
+            vocabulary_size=30_000,
+            sequence_length=400,
+            embedding_dim=128,
+            units=(64,),
+        ),
+    ),
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by `get`."""
+    return sorted(ARCHITECTURES)
+
+
+def get(name: str, **overrides: Any) -> TextClassifier:
+    """An untrained `TextClassifier` built from a named architecture.
+
+    Args:
+        name: one of `list_models()`.
+        **overrides: any `TextClassifier` argument, e.g. `units=(128,)` or
+            `class_names=data.class_names`.
+
+    Returns:
+        The model, not yet adapted nor compiled.
+
+    Example:
+
+    >>> model = get("sentiment", units=(32,), vocabulary_size=5000)
+    >>> model.units
+    (32,)
+    """
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown model {name!r}; available: {list_models()}")
+    return TextClassifier(**{**ARCHITECTURES[name].config, **overrides})
+
+
+def list_presets() -> dict[str, dict[str, Any]]:
+    """Shipped presets: name -> the card recorded when it was trained."""
+    cards = {}
+    for card in sorted(PRESET_DIR.glob("*.json")):
+        cards[card.stem] = json.loads(card.read_text())
+    return cards
+
+
+def from_preset(name: str, compile: bool = True) -> TextClassifier:
+    """A trained model shipped with the package, ready for raw strings.
+
+    Args:
+        name: a key of `list_presets()`, e.g. "imdb_sentiment".
+        compile: restore the training configuration too (needed to keep
+            fitting; not needed to predict).
+
+    Example:
+
+    >>> model = from_preset("imdb_sentiment")            # doctest: +SKIP
+    >>> model.predict_labels(["A moving, beautifully acted film."])
+    ['pos']
+    """
+    path = PRESET_DIR / f"{name}.keras"
+    if not path.is_file():
+        raise ValueError(f"unknown preset {name!r}; available: {list(list_presets())}")
+    return keras.saving.load_model(path, compile=compile)

@@ -1,0 +1,286 @@
+"""A raw-strings-in, probabilities-out recurrent text classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from recurrent_zoo.layers import (
+    AttentionPooling,
+    Bidirectional,
+    LayerNormLSTM,
+    SimpleRNN,
+)
+from recurrent_zoo.layers.checks import check_positive_int, check_rate
+from recurrent_zoo.layers.trim_padding import TrimPadding
+
+__all__ = ["CELLS", "TextClassifier"]
+
+# Keras's own LSTM/GRU are here for comparison runs: same model, other cell.
+CELLS: tuple[str, ...] = (
+    "layer_norm_lstm",
+    "lstm",
+    "simple_rnn",
+    "keras_lstm",
+    "keras_gru",
+)
+
+
+def _recurrent_layer(cell: str, units: int, recurrent_dropout: float, name: str):
+    common = dict(return_sequences=True, recurrent_dropout=recurrent_dropout, name=name)
+    if cell == "layer_norm_lstm":
+        return LayerNormLSTM(units, **common)
+    if cell == "lstm":
+        return LayerNormLSTM(units, layer_norm=False, **common)
+    if cell == "simple_rnn":
+        return SimpleRNN(units, layer_norm=True, **common)
+    if cell == "keras_lstm":
+        return keras.layers.LSTM(units, **common)
+    return keras.layers.GRU(units, **common)
+
+
+@keras.saving.register_keras_serializable(package="recurrent_zoo")
+class TextClassifier(keras.Model):
+    """Bidirectional recurrent text classifier over raw strings.
+
+    The whole pipeline lives in the model, so `fit`, `predict`, `.keras`
+    files and exported SavedModels all take plain strings:
+
+        ids = TextVectorization(text)                  (lower-cased words)
+        x   = Embedding(ids)          with mask = ids != 0
+        h   = [Bidirectional(RNN_i)]  for i in range(len(units)), stacked
+        p   = AttentionPooling(h)     (Yang et al., 2016)
+        y   = sigmoid(w^T p + b)                    (two classes)
+            = softmax(W p + b)                      (more than two)
+
+    Padding is cut per batch (`TrimPadding`) before the embedding, so short
+    batches cost less than `sequence_length` steps. With two classes the
+    output is `(batch, 1)`, the probability of `class_names[1]`;
+    `predict_proba` always returns `(batch, num_classes)`.
+
+    The vocabulary is empty until `adapt(texts)` is called on training text
+    (or `vocabulary=` is given); it is saved with the model.
+
+    Args:
+        class_names: names of the classes, in label order (at least two).
+        vocabulary_size: most frequent words kept, including the padding and
+            out-of-vocabulary ids.
+        sequence_length: words kept per text (the rest are cut).
+        embedding_dim: size of the word vectors.
+        units: hidden size per direction of each stacked recurrent layer.
+        cell: recurrent cell, one of `CELLS`: "layer_norm_lstm" (default,
+            Ba et al. 2016), "lstm" (this package's LSTM, no normalization),
+            "simple_rnn" (layer-normalized Elman RNN), or Keras's own
+            "keras_lstm" / "keras_gru" for comparison.
+        attention_units: size of the attention pooling's hidden space.
+        embedding_dropout: dropout rate on whole word vectors (a dropped word
+            is zeroed in every feature).
+        dropout: dropout rate between recurrent layers and before the head.
+        recurrent_dropout: dropout on the recurrent state (slow: it forces
+            the generic per-step loop).
+        vocabulary: optional word list (most frequent first, without the
+            padding and `[UNK]` entries) instead of `adapt`.
+        name: the model's name.
+
+    Call arguments:
+        inputs: string tensor `(batch,)`.
+        training: whether dropout is active.
+
+    Example:
+
+    >>> model = TextClassifier(["neg", "pos"], vocabulary_size=100,
+    ...                        embedding_dim=8, units=(4,), attention_units=4)
+    >>> model.adapt(["a good film", "a bad film"])
+    >>> model.predict_proba(["good"]).shape
+    (1, 2)
+
+    Reference:
+        Z. Yang et al. "Hierarchical Attention Networks for Document
+        Classification." NAACL 2016 (the attention pooling).
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        vocabulary_size: int = 20_000,
+        sequence_length: int = 400,
+        embedding_dim: int = 128,
+        units: Sequence[int] = (64,),
+        cell: str = "layer_norm_lstm",
+        attention_units: int = 64,
+        embedding_dropout: float = 0.2,
+        dropout: float = 0.3,
+        recurrent_dropout: float = 0.0,
+        vocabulary: Sequence[str] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        class_names = tuple(str(c) for c in class_names)
+        if len(class_names) < 2 or len(set(class_names)) != len(class_names):
+            raise ValueError(
+                "class_names must hold at least two distinct names. "
+                f"Received: class_names={class_names!r}"
+            )
+        if isinstance(units, int) or not units:
+            raise ValueError(f"units must be a non-empty list of ints, got {units!r}")
+        units = tuple(check_positive_int("units", u) for u in units)
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}. Received: cell={cell!r}")
+
+        vectorizer = keras.layers.TextVectorization(
+            max_tokens=check_positive_int("vocabulary_size", vocabulary_size),
+            output_sequence_length=check_positive_int(
+                "sequence_length", sequence_length
+            ),
+            vocabulary=None if vocabulary is None else list(vocabulary),
+            name="vectorizer",
+        )
+        text = keras.Input(shape=(), dtype="string", name="text")
+        ids = TrimPadding(name="trim_padding")(vectorizer(text))
+        x = keras.layers.Embedding(
+            vocabulary_size,
+            check_positive_int("embedding_dim", embedding_dim),
+            mask_zero=True,
+            name="embedding",
+        )(ids)
+        x = keras.layers.SpatialDropout1D(
+            check_rate("embedding_dropout", embedding_dropout),
+            name="embedding_dropout",
+        )(x)
+        check_rate("dropout", dropout)
+        check_rate("recurrent_dropout", recurrent_dropout)
+        for i, size in enumerate(units):
+            if i:
+                x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+            rnn = _recurrent_layer(cell, size, recurrent_dropout, f"{cell}_{i}")
+            x = Bidirectional(rnn, name=f"bidirectional_{i}")(x)
+        pooled, scores = AttentionPooling(
+            check_positive_int("attention_units", attention_units),
+            name="attention_pooling",
+        )(x, return_attention_scores=True)
+        pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+        binary = len(class_names) == 2
+        probabilities = keras.layers.Dense(
+            1 if binary else len(class_names),
+            activation="sigmoid" if binary else "softmax",
+            name="probabilities",
+        )(pooled)
+        super().__init__(inputs=text, outputs=probabilities, name=name, **kwargs)
+
+        self.class_names = class_names
+        self.vocabulary_size = vocabulary_size
+        self.sequence_length = sequence_length
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell = cell
+        self.attention_units = attention_units
+        self.embedding_dropout = embedding_dropout
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.vectorizer = vectorizer
+        # Kept for `attention()`: a second model over the same layers that
+        # ends at the ids and the pooling weights.
+        self._ids = ids
+        self._scores = scores
+        self._attention_model: keras.Model | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def adapt(self, texts: Any, batch_size: int | None = None) -> None:
+        """Builds the vocabulary from training texts (never from test data)."""
+        if isinstance(texts, (list, tuple)):
+            texts = np.asarray(texts, dtype=object)
+        self.vectorizer.adapt(texts, batch_size=batch_size)
+
+    def compile(
+        self,
+        optimizer: Any = "auto",
+        loss: Any = "auto",
+        metrics: Any = "auto",
+        learning_rate: float = 3e-3,
+        **kwargs: Any,
+    ) -> None:
+        """`keras.Model.compile` with defaults that suit this model.
+
+        "auto" gives Adam at `learning_rate` with gradient clipping (long
+        sequences occasionally produce large recurrent gradients), the
+        cross-entropy matching the head, and accuracy.
+        """
+        binary = self.num_classes == 2
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
+        if loss == "auto":
+            loss = (
+                "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
+            )
+        if metrics == "auto":
+            metrics = ["accuracy"]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config: dict) -> None:
+        # The parent skips models with a custom `compile`. Saved settings are
+        # concrete objects ("auto" never reaches here), so ours restores them
+        # exactly, and the optimizer's variables are then built so that its
+        # saved state can be loaded into them.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def predict_proba(self, texts: Any, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities `(len(texts), num_classes)` for raw strings."""
+        texts = np.asarray(list(texts) if not hasattr(texts, "shape") else texts)
+        if texts.size == 0:
+            return np.zeros((0, self.num_classes), "float32")
+        p = self.predict(texts.astype(object), batch_size=batch_size, verbose=0)
+        p = np.asarray(p, dtype="float32")
+        return np.concatenate([1.0 - p, p], axis=1) if self.num_classes == 2 else p
+
+    def predict_labels(self, texts: Any, batch_size: int = 256) -> list[str]:
+        """The most probable class name for each text."""
+        ids = self.predict_proba(texts, batch_size).argmax(axis=1)
+        return [self.class_names[i] for i in ids]
+
+    def attention(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Per text, the `(word, attention weight)` pairs the pooling used.
+
+        Words are the model's own tokens (lower-cased, out-of-vocabulary words
+        shown as `[UNK]`), cut at `sequence_length`; the weights of one text
+        sum to 1.
+        """
+        if self._attention_model is None:
+            self._attention_model = keras.Model(self.inputs, [self._ids, self._scores])
+        ids, scores = self._attention_model.predict(
+            np.asarray(list(texts), dtype=object), verbose=0
+        )
+        words = [str(w) for w in self.vectorizer.get_vocabulary()]
+        return [
+            [(words[i], float(s)) for i, s in zip(row_ids, row_scores) if i != 0]
+            for row_ids, row_scores in zip(ids, scores)
+        ]
+
+    def get_config(self) -> dict:
+        # The vocabulary is not config: it is saved as an asset of the
+        # vectorizer and restored with the weights.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "class_names": list(self.class_names),
+            "vocabulary_size": self.vocabulary_size,
+            "sequence_length": self.sequence_length,
+            "embedding_dim": self.embedding_dim,
+            "units": list(self.units),
+            "cell": self.cell,
+            "attention_units": self.attention_units,
+            "embedding_dropout": self.embedding_dropout,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> TextClassifier:
+        return cls(**config)
