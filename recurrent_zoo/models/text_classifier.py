@@ -259,8 +259,12 @@ class TextClassifier(keras.Model):
         )
         words = [str(w) for w in self.vectorizer.get_vocabulary()]
         return [
-            [(words[i], float(s)) for i, s in zip(row_ids, row_scores) if i != 0]
-            for row_ids, row_scores in zip(ids, scores)
+            [
+                (words[i], float(s))
+                for i, s in zip(row_ids, row_scores, strict=True)
+                if i != 0
+            ]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
         ]
 
     def get_config(self) -> dict:
