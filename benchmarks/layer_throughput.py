@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from recurrent_zoo import layers as rz  # noqa: E402
+from recurrent_zoo.environment import (  # noqa: E402
+    cpu_steal_fraction,
+    machine_info,
+    read_cpu_times,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -181,37 +185,6 @@ def add_ratios(rows: list[dict]) -> None:
                 )
 
 
-def cpu_steal_fraction(before: list[int], after: list[int]) -> float:
-    """Share of CPU time the hypervisor gave to other guests between two reads."""
-    delta = [b - a for a, b in zip(before, after, strict=True)]
-    return delta[7] / max(sum(delta[:8]), 1)
-
-
-def read_cpu_times() -> list[int]:
-    try:
-        return [int(v) for v in Path("/proc/stat").read_text().split()[1:9]]
-    except (OSError, ValueError):
-        return [0] * 8
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpus = tf.config.list_physical_devices("GPU")
-    return {
-        "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "gpus": [g.name for g in gpus], "python": platform.python_version(),
-        "tensorflow": tf.__version__, "keras": keras.__version__,
-        "builtin_path": "cuDNN" if gpus else "generic while_loop (no cuDNN on CPU)",
-    }  # fmt: skip
-
-
 def write(rows: list[dict], args, info: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     command = "python " + " ".join(sys.argv)
@@ -275,7 +248,7 @@ def main(argv=None) -> None:
         args.batches, args.repeats, args.builds = 1, 1, 1
     before = read_cpu_times()
     rows = measure(args)
-    info = machine()
+    info = machine_info()
     info["cpu_steal_fraction_during_run"] = cpu_steal_fraction(before, read_cpu_times())
     add_ratios(rows)
     if not args.quick:

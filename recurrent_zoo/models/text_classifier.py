@@ -15,6 +15,7 @@ from recurrent_zoo.layers import (
     SimpleRNN,
 )
 from recurrent_zoo.layers.checks import check_positive_int, check_rate
+from recurrent_zoo.layers.hashed_bigrams import HashedBigramEmbedding
 from recurrent_zoo.layers.trim_padding import TrimPadding
 
 __all__ = ["CELLS", "TextClassifier"]
@@ -51,6 +52,7 @@ class TextClassifier(keras.Model):
 
         ids = TextVectorization(text)                  (lower-cased words)
         x   = Embedding(ids)          with mask = ids != 0
+            (+ HashedBigramEmbedding(ids) if bigram_buckets > 0)
         h   = [Bidirectional(RNN_i)]  for i in range(len(units)), stacked
         p   = AttentionPooling(h)     (Yang et al., 2016)
         y   = sigmoid(w^T p + b)                    (two classes)
@@ -81,6 +83,9 @@ class TextClassifier(keras.Model):
         dropout: dropout rate between recurrent layers and before the head.
         recurrent_dropout: dropout on the recurrent state (slow: it forces
             the generic per-step loop).
+        bigram_buckets: if positive, each word vector also gets the vector
+            of the bigram it starts, hashed into this many buckets
+            (`HashedBigramEmbedding`); 0 uses words only.
         vocabulary: optional word list (most frequent first, without the
             padding and `[UNK]` entries) instead of `adapt`.
         name: the model's name.
@@ -114,6 +119,7 @@ class TextClassifier(keras.Model):
         embedding_dropout: float = 0.2,
         dropout: float = 0.3,
         recurrent_dropout: float = 0.0,
+        bigram_buckets: int = 0,
         vocabulary: Sequence[str] | None = None,
         name: str | None = None,
         **kwargs: Any,
@@ -146,6 +152,13 @@ class TextClassifier(keras.Model):
             mask_zero=True,
             name="embedding",
         )(ids)
+        if bigram_buckets:
+            bigrams = HashedBigramEmbedding(
+                check_positive_int("bigram_buckets", bigram_buckets),
+                embedding_dim,
+                name="bigram_embedding",
+            )(ids)
+            x = keras.layers.Add(name="word_and_bigram")([x, bigrams])
         x = keras.layers.SpatialDropout1D(
             check_rate("embedding_dropout", embedding_dropout),
             name="embedding_dropout",
@@ -180,6 +193,7 @@ class TextClassifier(keras.Model):
         self.embedding_dropout = embedding_dropout
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
+        self.bigram_buckets = bigram_buckets
         self.vectorizer = vectorizer
         # Kept for `attention()`: a second model over the same layers that
         # ends at the ids and the pooling weights.
@@ -283,6 +297,7 @@ class TextClassifier(keras.Model):
             "embedding_dropout": self.embedding_dropout,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "bigram_buckets": self.bigram_buckets,
         }
 
     @classmethod

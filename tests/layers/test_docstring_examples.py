@@ -11,10 +11,14 @@ MODULES = [
     "recurrent_zoo.layers.attention_pooling",
     "recurrent_zoo.layers.bahdanau_attention",
     "recurrent_zoo.layers.bidirectional",
+    "recurrent_zoo.layers.hashed_bigrams",
     "recurrent_zoo.layers.layer_norm_lstm",
     "recurrent_zoo.layers.layer_norm_lstm_cell",
     "recurrent_zoo.layers.simple_rnn",
     "recurrent_zoo.layers.simple_rnn_cell",
+    "recurrent_zoo.layers.trim_padding",
+    "recurrent_zoo.models.registry",
+    "recurrent_zoo.models.text_classifier",
 ]
 
 

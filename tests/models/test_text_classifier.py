@@ -1,0 +1,158 @@
+"""TextClassifier: wiring, numbers, saving and the registry."""
+
+import keras
+import numpy as np
+import pytest
+
+from recurrent_zoo.data import load_imdb
+from recurrent_zoo.models import CELLS, TextClassifier, get, list_models
+
+TINY = dict(
+    vocabulary_size=300,
+    sequence_length=30,
+    embedding_dim=8,
+    units=(4,),
+    attention_units=4,
+)
+TEXTS = [
+    "a good film with a great cast",
+    "a bad film, terrible and dull",
+    "great acting",
+    "dull dull dull",
+    "",
+]
+
+
+def tiny(class_names=("neg", "pos"), **kwargs):
+    model = TextClassifier(class_names, **{**TINY, **kwargs})
+    model.adapt(TEXTS)
+    return model
+
+
+@pytest.fixture(scope="module")
+def reviews(shared_data):
+    return load_imdb(shared_data, "train", max_per_class=40, seed=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, quoted",
+    [
+        ({"class_names": ["only"]}, "'only'"),
+        ({"class_names": ["a", "a"]}, "'a', 'a'"),
+        ({"units": ()}, "()"),
+        ({"units": 16}, "16"),
+        ({"units": (8, 0)}, "0"),
+        ({"cell": "gru"}, "'gru'"),
+        ({"dropout": 1.5}, "1.5"),
+        ({"embedding_dim": -2}, "-2"),
+        ({"bigram_buckets": -1}, "-1"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, quoted):
+    args = {"class_names": ("neg", "pos"), **TINY, **kwargs}
+    with pytest.raises(ValueError) as err:
+        TextClassifier(**args)
+    assert quoted in str(err.value)
+
+
+def test_binary_probabilities_are_sigmoid_of_head():
+    model = tiny()
+    p = model.predict_proba(TEXTS)
+    raw = model.predict(np.asarray(TEXTS, dtype=object), verbose=0)
+    assert p.shape == (len(TEXTS), 2)
+    np.testing.assert_allclose(p[:, 1], raw[:, 0], atol=1e-7)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+    assert model.predict_labels(["great"])[0] in ("neg", "pos")
+
+
+def test_multiclass_probabilities_sum_to_one():
+    model = tiny(class_names=["a", "b", "c"], units=(4, 3))
+    p = model.predict_proba(TEXTS)
+    assert p.shape == (len(TEXTS), 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+    assert model.predict_proba([]).shape == (0, 3)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bigram_buckets", [0, 50])
+def test_padding_never_changes_a_prediction(cell, bigram_buckets):
+    # A text's probability must not depend on the batch it shares: batched
+    # with a long text it is padded (then trimmed less), alone it is not.
+    model = tiny(cell=cell, bigram_buckets=bigram_buckets)
+    short, long = "great acting", " ".join(["a good film"] * 8)
+    alone = model.predict_proba([short])
+    batched = model.predict_proba([short, long])[:1]
+    np.testing.assert_allclose(alone, batched, atol=1e-6)
+
+
+def test_truncates_at_sequence_length():
+    model = tiny(sequence_length=5)
+    words = "good bad great dull film cast acting"
+    # Only the first five words are read: changing the sixth changes nothing.
+    np.testing.assert_allclose(
+        model.predict_proba([words]),
+        model.predict_proba([words.replace("cast", "terrible")]),
+        atol=1e-7,
+    )
+
+
+def test_attention_weights_sum_to_one_over_words():
+    model = tiny()
+    (pairs,) = model.attention(["A good film, unknownword!"])
+    assert [w for w, _ in pairs] == ["a", "good", "film", "[UNK]"]
+    assert all(isinstance(w, str) for w, _ in pairs)
+    np.testing.assert_allclose(sum(a for _, a in pairs), 1.0, atol=1e-5)
+
+
+def test_config_round_trip_covers_every_argument():
+    model = tiny(cell="simple_rnn", units=(3, 2), dropout=0.1, bigram_buckets=7)
+    config = model.get_config()
+    clone = TextClassifier.from_config(config)
+    assert clone.get_config() == config
+    init_args = set(TextClassifier.__init__.__code__.co_varnames[1:14])
+    # `vocabulary` is saved as an asset, not config.
+    assert init_args - {"vocabulary", "kwargs"} <= set(config)
+
+
+def test_keras_file_keeps_vocabulary_weights_and_optimizer(tmp_path, reviews):
+    model = get("sentiment", **TINY)
+    model.adapt(reviews.texts)
+    model.compile()
+    x = np.asarray(reviews.texts, dtype=object)
+    model.fit(x, reviews.labels, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, TextClassifier)
+    assert loaded.vectorizer.get_vocabulary() == model.vectorizer.get_vocabulary()
+    np.testing.assert_allclose(
+        loaded.predict_proba(reviews.texts[:20]),
+        model.predict_proba(reviews.texts[:20]),
+        atol=1e-6,
+    )
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations)
+    loaded.fit(x, reviews.labels, epochs=1, batch_size=16, verbose=0)
+
+
+def test_fit_learns_real_reviews(reviews):
+    model = get("sentiment", **{**TINY, "units": (8,)})
+    model.adapt(reviews.texts)
+    model.compile(learning_rate=1e-2)
+    x = np.asarray(reviews.texts, dtype=object)
+    history = model.fit(x, reviews.labels, epochs=4, batch_size=16, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0] and np.isfinite(losses).all()
+
+
+def test_vocabulary_argument_replaces_adapt():
+    model = TextClassifier(("neg", "pos"), **TINY, vocabulary=["good", "bad"])
+    assert model.vectorizer.get_vocabulary() == ["", "[UNK]", "good", "bad"]
+
+
+def test_registry():
+    assert list_models() == ["sentiment", "topic"]
+    assert get("topic").num_classes == 20
+    model = get("sentiment", units=(5, 6), cell="keras_gru")
+    assert model.units == (5, 6) and model.cell == "keras_gru"
+    with pytest.raises(ValueError, match="'nope'"):
+        get("nope")
