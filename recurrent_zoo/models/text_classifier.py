@@ -17,6 +17,7 @@ from recurrent_zoo.layers import (
 from recurrent_zoo.layers.checks import check_positive_int, check_rate
 from recurrent_zoo.layers.hashed_bigrams import HashedBigramEmbedding
 from recurrent_zoo.layers.trim_padding import TrimPadding
+from recurrent_zoo.models.standardize import standardize_text
 
 __all__ = ["CELLS", "TextClassifier"]
 
@@ -50,7 +51,8 @@ class TextClassifier(keras.Model):
     The whole pipeline lives in the model, so `fit`, `predict`, `.keras`
     files and exported SavedModels all take plain strings:
 
-        ids = TextVectorization(text)                  (lower-cased words)
+        ids = TextVectorization(text)     (`standardize_text`: lower-cased
+                                          words without punctuation)
         x   = Embedding(ids)          with mask = ids != 0
             (+ HashedBigramEmbedding(ids) if bigram_buckets > 0)
         h   = [Bidirectional(RNN_i)]  for i in range(len(units)), stacked
@@ -141,9 +143,14 @@ class TextClassifier(keras.Model):
             output_sequence_length=check_positive_int(
                 "sequence_length", sequence_length
             ),
-            vocabulary=None if vocabulary is None else list(vocabulary),
+            standardize=standardize_text,
             name="vectorizer",
         )
+        if vocabulary is not None:
+            # Set, not passed to the constructor: a constructor vocabulary
+            # lives in the layer's config, which this model's config omits,
+            # and Keras then saves no vocabulary asset either.
+            vectorizer.set_vocabulary(list(vocabulary))
         text = keras.Input(shape=(), dtype="string", name="text")
         ids = TrimPadding(name="trim_padding")(vectorizer(text))
         x = keras.layers.Embedding(
@@ -194,12 +201,18 @@ class TextClassifier(keras.Model):
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
         self.bigram_buckets = bigram_buckets
-        self.vectorizer = vectorizer
         # Kept for `attention()`: a second model over the same layers that
         # ends at the ids and the pooling weights.
         self._ids = ids
         self._scores = scores
-        self._attention_model: keras.Model | None = None
+
+    @property
+    def vectorizer(self) -> keras.layers.TextVectorization:
+        # Looked up, not stored: a layer stored as an attribute is also
+        # tracked under that name, and Keras's loader then visits the
+        # vectorizer by two paths and can look for its vocabulary asset
+        # under the one it was not saved under.
+        return self.get_layer("vectorizer")
 
     @property
     def num_classes(self) -> int:
@@ -266,11 +279,10 @@ class TextClassifier(keras.Model):
         shown as `[UNK]`), cut at `sequence_length`; the weights of one text
         sum to 1.
         """
-        if self._attention_model is None:
-            self._attention_model = keras.Model(self.inputs, [self._ids, self._scores])
-        ids, scores = self._attention_model.predict(
-            np.asarray(list(texts), dtype=object), verbose=0
-        )
+        # Built per call (cheap) rather than kept: a stored model would be
+        # tracked and saved with this one.
+        probe = keras.Model(self.inputs, [self._ids, self._scores])
+        ids, scores = probe.predict(np.asarray(list(texts), dtype=object), verbose=0)
         words = [str(w) for w in self.vectorizer.get_vocabulary()]
         return [
             [

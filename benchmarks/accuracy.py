@@ -1,0 +1,225 @@
+"""Test accuracy of the prebuilt classifiers against a TF-IDF + linear SVM.
+
+    pip install -e ".[bench]"
+    python benchmarks/accuracy.py --data ../shared/data             # all three
+    python benchmarks/accuracy.py --only imdb --save-presets         # one, ship it
+    python benchmarks/accuracy.py --quick                            # smoke run
+
+For each benchmark the script trains, on the full official training split,
+(1) the prebuilt recurrent model with `recurrent_zoo.training.train` (the
+same code as `recurrent-zoo train`: validation carved from train, early
+stopping on it, the test split read once at the end) and (2) the baseline:
+scikit-learn `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+min_df=2)` + `LinearSVC`, its C chosen on the same validation split, then
+refit on all training texts. Both are scored on the full test split. Training
+wall time, the machine and the command are recorded.
+
+Benchmarks: `imdb` (sentiment), `20newsgroups` (topic, headers kept, as the
+reference figures), `20newsgroups_clean` (headers, signatures and quotes
+removed, as scikit-learn's `remove=`). Each finished benchmark is merged into
+`benchmarks/results/accuracy.{json,md}` at once, so an interrupted run keeps
+what it finished. Runs (checkpoints, curves, models) go to
+`benchmarks/runs/` (not committed); rerunning resumes an interrupted model.
+`--save-presets` copies the trained models into `recurrent_zoo/presets/`
+with a card (metrics, command) next to each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from recurrent_zoo.data import load_corpus  # noqa: E402
+from recurrent_zoo.environment import run_record  # noqa: E402
+from recurrent_zoo.models.registry import PRESET_DIR  # noqa: E402
+from recurrent_zoo.training import train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CLEAN = ("headers", "footers", "quotes")
+BENCHMARKS = {
+    # name: (task, corpus, remove, epochs, preset name)
+    "imdb": ("sentiment", "imdb", (), 3, "imdb_sentiment"),
+    "20newsgroups": ("topic", "20newsgroups", (), 6, "newsgroups_topic"),
+    "20newsgroups_clean": ("topic", "20newsgroups", CLEAN, 6, None),
+}
+# Reference figures given with the task, measured on these exact files.
+REFERENCE = {"imdb": 0.907, "20newsgroups": 0.862}
+
+
+def linear_baseline(train, test, seed: int) -> dict:
+    """TF-IDF word 1-2-grams + LinearSVC, C chosen on a validation split."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    def fit(data, c):
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        features = vectorizer.fit_transform(data.texts)
+        return vectorizer, LinearSVC(C=c).fit(features, data.labels)
+
+    def score(model, data):
+        vectorizer, classifier = model
+        predicted = classifier.predict(vectorizer.transform(data.texts))
+        return float(np.mean(predicted == data.labels))
+
+    started = time.perf_counter()
+    part, validation = train.split(0.1, seed)
+    scores = {c: score(fit(part, c), validation) for c in (0.1, 0.3, 1.0, 3.0)}
+    best_c = max(scores, key=scores.get)
+    model = fit(train, best_c)
+    seconds = time.perf_counter() - started
+    return {
+        "test_accuracy": score(model, test),
+        "C": best_c,
+        "validation_accuracy_by_C": {str(c): s for c, s in scores.items()},
+        "train_seconds": seconds,
+    }
+
+
+def run_one(name: str, args: argparse.Namespace) -> dict:
+    task, corpus, remove, epochs, preset = BENCHMARKS[name]
+    epochs = args.epochs or epochs
+    per_class = 20 if args.quick else None
+    kwargs = {"remove": remove} if remove else {}
+    train_data = load_corpus(
+        corpus, args.data, "train", max_per_class=per_class, seed=args.seed, **kwargs
+    )
+    test_data = load_corpus(
+        corpus, args.data, "test", max_per_class=per_class, seed=args.seed, **kwargs
+    )
+    print(f"[{name}] baseline on {len(train_data)} / {len(test_data)}", flush=True)
+    baseline = linear_baseline(train_data, test_data, args.seed)
+    print(f"[{name}] baseline test accuracy {baseline['test_accuracy']:.4f}")
+
+    out = ROOT / "runs" / (f"quick_{name}" if args.quick else name)
+    overrides = {"units": (4,), "embedding_dim": 8} if args.quick else None
+    metrics = train(
+        task,
+        args.data,
+        out,
+        corpus=corpus,
+        epochs=1 if args.quick else epochs,
+        max_per_class=per_class,
+        test_max_per_class=per_class,
+        remove=remove,
+        seed=args.seed,
+        overrides=overrides,
+        command=run_record()["command"],
+        verbose=2,
+    )
+    model = keras.saving.load_model(out / "model.keras", compile=False)
+    result = {
+        "task": task,
+        "corpus": corpus,
+        "remove": list(remove),
+        "examples": metrics["examples"],
+        "model": {
+            "test_accuracy": metrics["test"]["accuracy"],
+            "test_macro_f1": metrics["test"]["macro_f1"],
+            "train_seconds": metrics["train_seconds"],
+            "epochs_run": metrics["epochs_run"],
+            "best_epoch": metrics["best_epoch"],
+            "val_accuracy": metrics["history"].get("val_accuracy"),
+            "config": model.get_config(),
+            "parameters": model.count_params(),
+        },
+        "baseline": baseline,
+        "reference_baseline_accuracy": REFERENCE.get(name),
+        **run_record(),
+    }
+    if args.save_presets and preset and not args.quick:
+        save_preset(model, preset, result)
+    return result
+
+
+def save_preset(model: keras.Model, preset: str, result: dict) -> None:
+    """Ships weights and vocabulary without optimizer state (a third the size)."""
+    PRESET_DIR.mkdir(exist_ok=True)
+    path = PRESET_DIR / f"{preset}.keras"
+    model.save(path)
+    card = {
+        "description": f"{result['task']} model trained on {result['corpus']}",
+        "test_accuracy": result["model"]["test_accuracy"],
+        "test_macro_f1": result["model"]["test_macro_f1"],
+        "class_names": list(model.class_names),
+        "command": result["command"],
+        "date": result["date"],
+        "size_bytes": path.stat().st_size,
+    }
+    (PRESET_DIR / f"{preset}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"preset written: {path} ({card['size_bytes'] / 1e6:.1f} MB)")
+
+
+def write(results: dict, quick: bool) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / ("accuracy_quick" if quick else "accuracy")
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# Test accuracy: prebuilt recurrent models vs TF-IDF + LinearSVC",
+        "",
+        "Full official train/test splits; validation (10%) carved from train.",
+        "Written by `benchmarks/accuracy.py`; each row records its own command.",
+        "",
+        "| benchmark | recurrent model | macro-F1 | epochs (best) | train time "
+        "| TF-IDF+SVM | its time | reference | date |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        m, b = r["model"], r["baseline"]
+        ref = r["reference_baseline_accuracy"]
+        lines.append(
+            f"| {name} | {m['test_accuracy']:.4f} | {m['test_macro_f1']:.4f} "
+            f"| {m['epochs_run']} ({m['best_epoch']}) | {m['train_seconds'] / 60:.1f} min "
+            f"| {b['test_accuracy']:.4f} (C={b['C']}) | {b['train_seconds']:.0f} s "
+            f"| {'' if ref is None else f'{ref:.3f}'} | {r['date'][:10]} |"
+        )
+    lines += ["", "Commands and machines:", ""]
+    for name, r in results.items():
+        machine = r["machine"]
+        lines.append(
+            f"- {name}: `{r['command']}` on {machine['cpu']} "
+            f"({machine['cpu_count']} cores, GPUs: {machine['gpus'] or 'none'}), "
+            f"TF {machine['tensorflow']}, Keras {machine['keras']}"
+        )
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", default=os.environ.get("RECURRENT_ZOO_DATA", "../shared/data")
+    )
+    parser.add_argument("--only", default=",".join(BENCHMARKS))
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="override per benchmark"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-presets", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny slices, writes accuracy_quick.*"
+    )
+    args = parser.parse_args(argv)
+    names = args.only.split(",")
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; have {list(BENCHMARKS)}")
+    stem = RESULTS / ("accuracy_quick.json" if args.quick else "accuracy.json")
+    results = json.loads(stem.read_text()) if stem.is_file() else {}
+    for name in names:
+        results[name] = run_one(name, args)
+        write(results, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
