@@ -179,7 +179,8 @@ def write(results: dict, quick: bool) -> None:
         ref = r["reference_baseline_accuracy"]
         lines.append(
             f"| {name} | {m['test_accuracy']:.4f} | {m['test_macro_f1']:.4f} "
-            f"| {m['epochs_run']} ({m['best_epoch']}) | {m['train_seconds'] / 60:.1f} min "
+            f"| {m['epochs_run']} ({m['best_epoch']}) "
+            f"| {m['train_seconds'] / 60:.1f} min "
             f"| {b['test_accuracy']:.4f} (C={b['C']}) | {b['train_seconds']:.0f} s "
             f"| {'' if ref is None else f'{ref:.3f}'} | {r['date'][:10]} |"
         )
