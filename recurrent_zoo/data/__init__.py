@@ -1,5 +1,23 @@
-"""Real text-classification corpora, read from their original distributions."""
+"""Text-classification corpora as `TextClassificationData`.
 
-from recurrent_zoo.data.imdb import TextClassificationData, load_imdb
+Named corpora are read from their original distributions (`load_imdb`,
+`load_newsgroups`); a user's own data from one folder per class
+(`load_text_folder`) or a CSV / JSON-lines table (`load_table`).
+`load_corpus` picks the loader by name for commands.
+"""
 
-__all__ = ["TextClassificationData", "load_imdb"]
+from recurrent_zoo.data.imdb import load_imdb
+from recurrent_zoo.data.newsgroups import load_newsgroups
+from recurrent_zoo.data.registry import CORPORA, load_corpus
+from recurrent_zoo.data.text_data import TextClassificationData
+from recurrent_zoo.data.text_files import load_table, load_text_folder
+
+__all__ = [
+    "CORPORA",
+    "TextClassificationData",
+    "load_corpus",
+    "load_imdb",
+    "load_newsgroups",
+    "load_table",
+    "load_text_folder",
+]

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 import re
-import tarfile
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-__all__ = ["CLASS_NAMES", "TextClassificationData", "load_imdb"]
+from recurrent_zoo.data.text_data import (
+    TextClassificationData,
+    open_archive,
+    read_to_end,
+)
+
+__all__ = ["CLASS_NAMES", "load_imdb"]
 
 CLASS_NAMES: tuple[str, ...] = ("neg", "pos")
 SPLITS = ("train", "test")
@@ -28,64 +31,6 @@ _TOP = "aclImdb"
 # The corpus only uses `<br />`, but hand-edited copies and other HTML dumps
 # write `<br>`, `<BR/>` or `<br >`; all mean the same line break.
 _BR = re.compile(r"<br\s*/?\s*>", re.IGNORECASE)
-
-
-@dataclass(frozen=True, eq=False)
-class TextClassificationData:
-    """Raw texts with integer labels, ready for a `TextVectorization` pipeline.
-
-    `eq=False` because element-wise `==` on the label array makes the generated
-    `__eq__` ambiguous; compare fields explicitly instead.
-
-    Attributes:
-        texts: The documents, one string each.
-        labels: int32 array, `labels[i]` indexes `class_names`.
-        class_names: Class names in label order.
-    """
-
-    texts: list[str]
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        labels = np.asarray(self.labels, dtype=np.int32)
-        if labels.shape != (len(self.texts),):
-            raise ValueError(
-                f"labels shape {labels.shape} does not match {len(self.texts)} texts"
-            )
-        if labels.size and (labels.min() < 0 or labels.max() >= len(self.class_names)):
-            raise ValueError(f"labels must lie in [0, {len(self.class_names)})")
-        # Frozen in spirit too: a shared loader result must not be edited in place.
-        labels.setflags(write=False)
-        object.__setattr__(self, "labels", labels)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def to_dataset(
-        self, batch_size: int, shuffle: bool = True, seed: int | None = None
-    ) -> tf.data.Dataset:
-        """Batches of `(text, label)`: a string tensor and an int32 tensor.
-
-        Args:
-            batch_size: Examples per batch; the last batch may be smaller.
-            shuffle: Reshuffle the whole set at every pass (epoch). Use False
-                for evaluation.
-            seed: Shuffle seed; None defers to TensorFlow's global seed.
-
-        Returns:
-            A `tf.data.Dataset` yielding `(texts[batch], labels[batch])`.
-
-        Raises:
-            ValueError: If `batch_size` is not positive.
-        """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        texts = tf.constant(self.texts, dtype=tf.string, shape=[len(self.texts)])
-        ds = tf.data.Dataset.from_tensor_slices((texts, self.labels))
-        if shuffle and len(self):
-            ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def load_imdb(
@@ -121,7 +66,8 @@ def load_imdb(
 
     Raises:
         ValueError: On an unknown split, a non-positive `max_per_class`, a
-            file that is not a gzip tar archive, or a missing or empty
+            file that is not a readable gzip tar archive (corrupt or
+            truncated: the error names the file), or a missing or empty
             `aclImdb/<split>/<class>` folder.
         FileNotFoundError: If `source` (or a corpus inside it) does not exist.
 
@@ -188,11 +134,7 @@ _PerClass = dict[str, list[tuple[str, bytes]]]
 def _read_archive(path: Path, split: str, max_per_class: int | None) -> _PerClass:
     wanted = {f"{_TOP}/{split}/{name}": name for name in CLASS_NAMES}
     per_class: _PerClass = {name: [] for name in CLASS_NAMES}
-    try:
-        archive = tarfile.open(path, "r:gz")
-    except tarfile.ReadError as err:
-        raise ValueError(f"{path} is not a gzip-compressed tar archive: {err}") from err
-    with archive:
+    with open_archive(path) as archive:
         # One sequential pass: gzip cannot seek backwards cheaply, and member
         # bytes are only read (decompressed into memory) for wanted files.
         for member in archive:
@@ -210,6 +152,8 @@ def _read_archive(path: Path, split: str, max_per_class: int | None) -> _PerClas
                 len(b) >= max_per_class for b in per_class.values()
             ):
                 break  # the rest (e.g. 50k train/unsup) needn't be inflated
+        else:
+            read_to_end(archive)  # a full pass: let gzip verify its checksum
     _check_nonempty(per_class, split, f"archive {path}")
     return per_class
 

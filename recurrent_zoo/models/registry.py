@@ -14,36 +14,12 @@ from typing import Any
 
 import keras
 
+from recurrent_zoo.data.newsgroups import NEWSGROUPS
 from recurrent_zoo.models.text_classifier import TextClassifier
 
 __all__ = ["ARCHITECTURES", "get", "list_models", "list_presets", "from_preset"]
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
-
-# Sorted folder names of the bydate distribution, i.e. the label order the
-# 20 Newsgroups loader produces.
-NEWSGROUPS = (
-    "alt.atheism",
-    "comp.graphics",
-    "comp.os.ms-windows.misc",
-    "comp.sys.ibm.pc.hardware",
-    "comp.sys.mac.hardware",
-    "comp.windows.x",
-    "misc.forsale",
-    "rec.autos",
-    "rec.motorcycles",
-    "rec.sport.baseball",
-    "rec.sport.hockey",
-    "sci.crypt",
-    "sci.electronics",
-    "sci.med",
-    "sci.space",
-    "soc.religion.christian",
-    "talk.politics.guns",
-    "talk.politics.mideast",
-    "talk.politics.misc",
-    "talk.religion.misc",
-)
 
 
 @dataclass(frozen=True)
