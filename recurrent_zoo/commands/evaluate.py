@@ -1,0 +1,82 @@
+"""`recurrent-zoo evaluate`: score a saved classifier on a corpus split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from recurrent_zoo.commands.common import add_data_argument
+from recurrent_zoo.commands.train import add_remove_arguments, removed_parts
+
+HELP = "score a .keras classifier on a corpus split: accuracy, macro-F1, confusion"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a .keras file written by `train`")
+    add_data_argument(parser)
+    parser.add_argument(
+        "--corpus", help="default: the corpus whose classes the model predicts"
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="test (default), train, or another split a folder or table has",
+    )
+    parser.add_argument(
+        "--max-per-class", type=int, help="texts per class (default: all)"
+    )
+    parser.add_argument("--batch-size", type=int, default=256)
+    add_remove_arguments(parser)
+    parser.add_argument(
+        "--json", action="store_true", help="print the full report as JSON only"
+    )
+
+
+def format_confusion(matrix: list[list[int]], class_names: list[str]) -> str:
+    """The matrix as text: one row per true class, columns by class index.
+
+    Args:
+        matrix: `matrix[i][j]` counts class `i` predicted as `j`.
+        class_names: the row labels.
+
+    Returns:
+        Lines headed "true \\ predicted", columns numbered like the rows.
+    """
+    n = len(class_names)
+    cell = max(3, *(len(str(v)) for row in matrix for v in row)) + 1
+    label = max(len(name) for name in class_names) + len(str(n - 1)) + 1
+    lines = [" " * label + "".join(f"{j:>{cell}}" for j in range(n))]
+    for i, (name, row) in enumerate(zip(class_names, matrix, strict=True)):
+        head = f"{i:>{len(str(n - 1))}} {name}".ljust(label)
+        lines.append(head + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recurrent_zoo.training import evaluate
+
+    try:
+        report = evaluate(
+            args.model,
+            args.data,
+            corpus=args.corpus,
+            split=args.split,
+            max_per_class=args.max_per_class,
+            remove=removed_parts(args),
+            batch_size=args.batch_size,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"recurrent-zoo evaluate: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(
+        f"evaluate {args.model} on {report['corpus']} {report['split']} "
+        f"({report['examples']} texts): accuracy {report['accuracy']:.3f}, "
+        f"macro-F1 {report['macro_f1']:.3f}"
+    )
+    print("confusion matrix (rows: true class, columns: predicted class):")
+    print(format_confusion(report["confusion_matrix"], report["class_names"]))
+    return 0

@@ -1,0 +1,188 @@
+"""`recurrent-zoo train`: train a prebuilt classifier, resumably, and test it.
+
+Running the same command again after an interruption carries on from the
+last finished epoch; on a finished run it only prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from recurrent_zoo.commands.common import add_data_argument
+
+HELP = "train a prebuilt classifier on its corpus (resumable) and score it on test"
+
+TASKS = ("sentiment", "topic")
+REMOVABLE = ("headers", "footers", "quotes")
+
+
+def _units(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as err:
+        message = f"expected sizes like 64,64: {text!r}"
+        raise argparse.ArgumentTypeError(message) from err
+    return values
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(set(parts) - set(REMOVABLE))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"--remove takes {','.join(REMOVABLE)}; got {','.join(unknown)}"
+        )
+    return parts
+
+
+def add_remove_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--remove headers,footers,quotes` and one `--remove-PART` flag each."""
+    group = parser.add_argument_group("20 Newsgroups: parts of each post to strip")
+    group.add_argument(
+        "--remove",
+        type=_parts,
+        default=(),
+        metavar="PARTS",
+        help="comma-separated: headers,footers,quotes",
+    )
+    for part in REMOVABLE:
+        group.add_argument(f"--remove-{part}", action="store_true")
+
+
+def removed_parts(args: argparse.Namespace) -> tuple[str, ...]:
+    """The union of `--remove` and the `--remove-PART` flags, sorted."""
+    flags = {part for part in REMOVABLE if getattr(args, f"remove_{part}")}
+    return tuple(sorted(flags | set(args.remove)))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", choices=TASKS, help="the prebuilt model to train")
+    add_data_argument(parser)
+    parser.add_argument(
+        "--corpus", help="imdb, 20newsgroups, folder or table (default: the task's)"
+    )
+    parser.add_argument(
+        "--out",
+        help="the run's folder; rerun with the same one to resume (runs/<task>)",
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        help="peak rate, cosine-decayed to 0 (default: the architecture's)",
+    )
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--patience", type=int, default=2, help="epochs without a lower val_loss"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-per-class", type=int, help="training texts per class (default: all)"
+    )
+    parser.add_argument(
+        "--test-max-per-class", type=int, help="test texts per class (default: all)"
+    )
+    add_remove_arguments(parser)
+    model = parser.add_argument_group("model (default: the architecture's)")
+    model.add_argument("--units", type=_units, help="sizes per layer, e.g. 64,64")
+    model.add_argument("--embedding-dim", type=int)
+    model.add_argument("--vocabulary-size", type=int)
+    model.add_argument("--sequence-length", type=int)
+    model.add_argument("--cell", help="e.g. layer_norm_lstm, lstm, keras_lstm")
+    model.add_argument("--dropout", type=float)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete a previous run in --out (finished or not) and start afresh",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+_MODEL_OPTIONS = (
+    "units",
+    "embedding_dim",
+    "vocabulary_size",
+    "sequence_length",
+    "cell",
+    "dropout",
+)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command, rebuilt from the parsed arguments with every option set.
+
+    Args:
+        args: `recurrent-zoo train`'s parsed arguments.
+
+    Returns:
+        A shell-quoted `recurrent-zoo train ...` line that repeats the run.
+    """
+    words = ["recurrent-zoo", "train", args.task]
+    skip = {"task", "handler", "command", "remove"}
+    skip |= {f"remove_{part}" for part in REMOVABLE}
+    for name, value in vars(args).items():
+        if name in skip or value is None or value is False:
+            continue
+        words.append("--" + name.replace("_", "-"))
+        if isinstance(value, tuple):
+            words.append(",".join(str(v) for v in value))
+        elif value is not True:
+            words.append(str(value))
+    if removed_parts(args):
+        words += ["--remove", ",".join(removed_parts(args))]
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recurrent_zoo.training import load_finished, train
+
+    out = Path(args.out or f"runs/{args.task}")
+    args.out = str(out)
+    overrides = {
+        name: getattr(args, name)
+        for name in _MODEL_OPTIONS
+        if getattr(args, name) is not None
+    }
+    already = not args.overwrite and load_finished(out) is not None
+    try:
+        metrics = train(
+            args.task,
+            args.data,
+            out,
+            corpus=args.corpus,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            validation_fraction=args.validation_fraction,
+            patience=args.patience,
+            seed=args.seed,
+            max_per_class=args.max_per_class,
+            test_max_per_class=args.test_max_per_class,
+            remove=removed_parts(args),
+            overrides=overrides,
+            overwrite=args.overwrite,
+            command=command_line(args),
+            verbose=0 if args.quiet else 1,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"recurrent-zoo train: error: {err}", file=sys.stderr)
+        return 2
+    test = metrics["test"]
+    status = "already finished" if already else "done"
+    print(
+        f"train {args.task} ({status}): test accuracy {test['accuracy']:.3f}, "
+        f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts; "
+        f"{metrics['epochs_run']} epoch(s), best {metrics['best_epoch']}, "
+        f"{metrics['train_seconds']:.0f} s of training"
+    )
+    print(f"  model:   {out / 'model.keras'}")
+    print(f"  metrics: {out / 'metrics.json'}")
+    print(f"  plots:   {out / 'curves.png'}, {out / 'confusion.png'}")
+    if (out / "logs").is_dir():
+        print(f"  logs:    tensorboard --logdir {out / 'logs'}")
+    return 0

@@ -1,0 +1,693 @@
+"""Train a prebuilt classifier on a real corpus, resumably, and evaluate it.
+
+`train("sentiment", "../shared/data", "runs/sentiment")` reads the corpus,
+holds out a stratified validation part of the training split (never of
+the test split), adapts the vocabulary on the rest, fits with a cosine
+learning-rate decay and early stopping on the validation loss, then scores
+the best epoch's model on the test split. Everything lands in `out_dir`:
+
+    run.json        the run's arguments (a resume must match them)
+    vocabulary.txt  the adapted vocabulary, one word per line
+    history.csv     one row per finished epoch, appended across resumes
+    best.keras      the model after the epoch with the lowest val_loss
+    backup/         BackupAndRestore's last-epoch state (deleted at the end)
+    logs/           TensorBoard logs (if the tensorboard package is installed)
+    model.keras     the final model: a copy of best.keras
+    metrics.json    test metrics, history, timings, machine; marks the run
+                    as finished
+    curves.png, confusion.png
+
+Resuming: run the same call (or command) again after an interruption.
+`BackupAndRestore` restores the weights, the optimizer (its step count
+drives the learning-rate schedule, so the decay carries on where it
+stopped) and the epoch counter; the vocabulary comes from vocabulary.txt
+(the backup holds weights, not the vectorizer's vocabulary, and re-adapting
+may order tied words differently). The epoch that was running when the
+process died starts over from the state at the end of the last finished
+epoch; finished epochs are not repeated. (An epoch's end first logs its
+row, then writes the backup: a kill in the milliseconds between the two
+runs that logged epoch again, and its stale row is dropped from
+history.csv.) Early stopping's count and the best model are
+rebuilt from history.csv and best.keras, so they behave as if the run had
+never stopped. What is not reproduced is the data order: the resumed
+epochs shuffle as a new run would, so a resumed run matches an
+uninterrupted one in distribution, not bit for bit.
+
+Why `restore_best_weights` is off: `EarlyStopping` keeps the best weights
+in memory, which a killed process loses, and after a resume it would only
+know the epochs since. `best.keras` (written atomically whenever val_loss
+improves on the best value in the whole history) survives, and the final
+model is always read from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import importlib.util
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recurrent_zoo.data import TextClassificationData, load_corpus
+from recurrent_zoo.data.batching import bucketed_dataset
+from recurrent_zoo.data.newsgroups import REMOVABLE
+from recurrent_zoo.environment import machine_info
+from recurrent_zoo.metrics import classification_report
+from recurrent_zoo.models import ARCHITECTURES, get
+from recurrent_zoo.plots import plot_confusion, plot_history
+
+__all__ = ["evaluate", "infer_corpus", "load_finished", "train"]
+
+
+# Every file and folder `train` writes: what `overwrite` (or a fresh run in
+# a folder with stale leftovers) deletes, and nothing else.
+_RUN_FILES = (
+    "run.json",
+    "vocabulary.txt",
+    "history.csv",
+    "best.keras",
+    "model.keras",
+    "metrics.json",
+    "curves.png",
+    "confusion.png",
+)
+_RUN_DIRS = ("backup", "logs")
+
+
+def load_finished(out_dir: str | os.PathLike[str]) -> dict | None:
+    """The metrics of a finished run in `out_dir`, or None if there is none.
+
+    Args:
+        out_dir: a `train` output folder.
+
+    Returns:
+        The contents of `out_dir/metrics.json`, or None when it is absent.
+    """
+    path = Path(out_dir) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def train(
+    task: str,
+    data: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    corpus: str | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    learning_rate: float | None = None,
+    validation_fraction: float = 0.1,
+    patience: int = 2,
+    seed: int = 0,
+    max_per_class: int | None = None,
+    test_max_per_class: int | None = None,
+    remove: Iterable[str] = (),
+    overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    command: str | None = None,
+    verbose: int = 1,
+) -> dict:
+    """Trains `get(task)` on a corpus, resumably, and scores it on its test split.
+
+    See the module docstring for the files written and how resuming works.
+    Also seeds Python, NumPy and TensorFlow globally with `seed`.
+
+    Args:
+        task: a key of `ARCHITECTURES` ("sentiment", "topic").
+        data: the data folder, archive or table, as
+            `recurrent_zoo.data.load_corpus` takes it.
+        out_dir: where the run is written; rerun with the same folder and
+            arguments to resume.
+        corpus: the corpus to read; defaults to the task's own.
+        epochs: the most epochs to train (early stopping may stop sooner).
+        batch_size: examples per training step.
+        learning_rate: the peak learning rate, decayed along a cosine to 0
+            over all `epochs`; defaults to the architecture's.
+        validation_fraction: share of each training class held out to
+            choose the epoch and stop early, in (0, 1).
+        patience: epochs without a lower val_loss before stopping.
+        seed: seeds the weights, the validation split and the shuffling.
+        max_per_class: at most this many training texts per class (before
+            the validation part is held out).
+        test_max_per_class: at most this many test texts per class.
+        remove: for 20 Newsgroups, parts of each post to strip: any of
+            "headers", "footers", "quotes".
+        overrides: `TextClassifier` arguments replacing the architecture's,
+            e.g. `{"units": (32,), "vocabulary_size": 5000}`.
+        overwrite: delete a previous run in `out_dir` (finished or not) and
+            start afresh.
+        command: the command line that started the run, recorded in
+            metrics.json.
+        verbose: 0 silent, 1 progress bars and notices.
+
+    Returns:
+        The metrics written to metrics.json: "test" (the
+        `classification_report` of the test split), "history" (per-epoch
+        series, "epoch" numbered from 1), "epochs_run", "best_epoch"
+        (from 1), "stopped_early", "train_seconds" (the sum of the finished
+        epochs' times), "examples" per split, "arguments", "machine",
+        "date" and "command". If `out_dir` already holds a finished run
+        with the same arguments, its metrics are returned without training.
+
+    Raises:
+        ValueError: on an invalid argument, or if `out_dir` holds a run with
+            other arguments and `overwrite` is False.
+        RuntimeError: if no epoch reached a finite validation loss.
+    """
+    out = Path(out_dir)
+    arguments = _run_arguments(
+        task,
+        data,
+        corpus=corpus,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        seed=seed,
+        max_per_class=max_per_class,
+        test_max_per_class=test_max_per_class,
+        remove=remove,
+        overrides=overrides,
+    )
+    saved = _read_json(out / "run.json")
+    if overwrite:
+        _clear_run(out)
+        saved = None
+    elif saved is not None and saved != arguments:
+        changed = ", ".join(
+            f"{key}: {saved.get(key)!r} -> {arguments.get(key)!r}"
+            for key in sorted(set(saved) | set(arguments))
+            if saved.get(key) != arguments.get(key)
+        )
+        state = "finished" if load_finished(out) is not None else "unfinished"
+        raise ValueError(
+            f"{out} holds a {state} run with other arguments ({changed}). Rerun "
+            "with the same arguments to resume it, choose another output "
+            "folder, or pass overwrite=True (--overwrite) to start afresh."
+        )
+    finished = load_finished(out)
+    if saved is not None and finished is not None:
+        _say(verbose, f"{out} already holds a finished run; not retraining.")
+        return finished
+
+    corpus = arguments["corpus"]
+    keras.utils.set_random_seed(seed)
+    full = _load_split(corpus, data, "train", max_per_class, seed, remove)
+    train_part, validation = full.split(validation_fraction, seed)
+    test = _load_split(
+        corpus, data, "test", test_max_per_class, seed, remove, full.class_names
+    )
+    vocabulary = _read_vocabulary(out) if saved is not None else None
+    model = get(
+        task,
+        **{**(overrides or {}), "class_names": full.class_names},
+        vocabulary=vocabulary,
+    )
+    if saved is None:
+        # A folder without run.json holds no resumable state: anything in
+        # it under our names is a leftover that would mix into this run.
+        _clear_run(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "run.json", arguments)
+    if vocabulary is None:
+        model.adapt(train_part.texts)
+        _write_vocabulary(out, model.vectorizer.get_vocabulary(False))
+
+    length = model.sequence_length
+    train_ds, steps = _batches(train_part, batch_size, length, seed=seed)
+    validation_ds, _ = _batches(validation, 256, length, shuffle=False)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        arguments["learning_rate"], decay_steps=steps * epochs
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
+
+    done = _backup_epoch(out / "backup")
+    _trim_history(out / "history.csv", done)
+    past_losses = [row["val_loss"] for row in _read_history(out)]
+    stopper = _ResumableEarlyStopping(
+        past_losses,
+        monitor="val_loss",
+        mode="min",
+        patience=patience,
+        verbose=int(verbose > 0),
+    )
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    stopped = bool(model.stop_training)
+    model.stop_training = False
+    fitted = stopped or done >= epochs
+    if fitted:
+        _say(verbose, f"{out}: training had finished; evaluating.")
+    elif done:
+        _say(verbose, f"Resuming {out}: {done} of {epochs} epochs done.")
+    elif saved is not None:
+        _say(verbose, f"Restarting {out}: no epoch had finished.")
+    if not fitted:
+        finite = [v for v in past_losses if math.isfinite(v)]
+        model.fit(
+            train_ds,
+            validation_data=validation_ds,
+            epochs=epochs,
+            shuffle=False,  # the dataset reshuffles itself every epoch
+            verbose=verbose,
+            callbacks=[
+                # Order matters at each epoch's end: the row is logged
+                # before the backup, so a kill in between reruns a logged
+                # epoch (its row is dropped on resume) rather than losing
+                # one.
+                _EpochRecord(),
+                stopper,
+                _BestModel(out / "best.keras", min(finite) if finite else None),
+                keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+                *_tensorboard(out / "logs", verbose),
+                keras.callbacks.BackupAndRestore(
+                    str(out / "backup"), double_checkpoint=True, delete_checkpoint=False
+                ),
+            ],
+        )
+
+    if not (out / "best.keras").is_file():
+        raise RuntimeError(
+            f"no epoch reached a finite validation loss (see {out / 'history.csv'}); "
+            "try a lower learning rate"
+        )
+    # The test score is taken from the very file that is shipped.
+    _copy_atomically(out / "best.keras", out / "model.keras")
+    final = keras.saving.load_model(out / "model.keras", compile=False)
+    true, predicted = _predict(final, test, batch_size=256)
+    report = classification_report(true, predicted, test.class_names)
+
+    rows = _read_history(out)
+    history = _history_series(rows)
+    best = _first_minimum([row["val_loss"] for row in rows])
+    metrics = {
+        "task": task,
+        "corpus": corpus,
+        "test": report,
+        "epochs_run": len(rows),
+        "best_epoch": None if best is None else best + 1,
+        "stopped_early": len(rows) < epochs,
+        "train_seconds": float(sum(filter(None, history.get("seconds", [])))),
+        "examples": {
+            "train": len(train_part),
+            "validation": len(validation),
+            "test": len(test),
+        },
+        "history": history,
+        "arguments": arguments,
+        "machine": machine_info(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "command": command,
+    }
+    plot_history(history, out / "curves.png")
+    plot_confusion(
+        report["confusion_matrix"], report["class_names"], out / "confusion.png"
+    )
+    _write_json(out / "metrics.json", metrics)
+    shutil.rmtree(out / "backup", ignore_errors=True)
+    return metrics
+
+
+def evaluate(
+    model_path: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None,
+    *,
+    corpus: str | None = None,
+    split: str = "test",
+    max_per_class: int | None = None,
+    remove: Iterable[str] = (),
+    batch_size: int = 256,
+    seed: int = 0,
+) -> dict:
+    """Scores a saved `.keras` classifier on a corpus split.
+
+    Args:
+        model_path: a `.keras` file holding a `TextClassifier`.
+        data: the data folder, archive or table.
+        corpus: the corpus to read; by default the one whose classes the
+            model predicts (see `infer_corpus`).
+        split: "test", "train", or another split a folder or table has.
+        max_per_class: at most this many texts per class.
+        remove: for 20 Newsgroups, parts of each post to strip.
+        batch_size: texts per prediction batch.
+        seed: the loader's seed (the order of the texts; the scores do not
+            depend on it).
+
+    Returns:
+        `classification_report` of the split, plus "model", "corpus" and
+        "split".
+
+    Raises:
+        ValueError: if the corpus cannot be inferred, or its class names
+            differ from the model's.
+    """
+    model = keras.saving.load_model(model_path, compile=False)
+    names = tuple(getattr(model, "class_names", ()))
+    if not names:
+        raise ValueError(f"{model_path} is not a TextClassifier (no class_names)")
+    corpus = corpus or infer_corpus(names)
+    dataset = _load_split(corpus, data, split, max_per_class, seed, remove, names)
+    if tuple(dataset.class_names) != names:
+        raise ValueError(
+            f"the {corpus!r} {split} split has classes {list(dataset.class_names)} "
+            f"but the model {model_path} predicts {list(names)}"
+        )
+    true, predicted = _predict(model, dataset, batch_size)
+    report = classification_report(true, predicted, names)
+    return {"model": str(model_path), "corpus": corpus, "split": split, **report}
+
+
+def infer_corpus(class_names: Sequence[str]) -> str:
+    """The corpus of the architecture whose classes are `class_names`.
+
+    Args:
+        class_names: a model's class names, in order.
+
+    Returns:
+        e.g. "imdb" for ("neg", "pos"), "20newsgroups" for the 20 groups.
+
+    Raises:
+        ValueError: if no architecture has exactly these classes.
+    """
+    for architecture in ARCHITECTURES.values():
+        if tuple(architecture.config["class_names"]) == tuple(class_names):
+            return architecture.corpus
+    raise ValueError(
+        f"cannot tell the corpus from the classes {list(class_names)}; "
+        "name it (corpus=..., --corpus)"
+    )
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` that carries on counting from the logged epochs.
+
+    Replaying the logged val_loss values through Keras's own rule restores
+    `best`, `best_epoch` and `wait` exactly as an uninterrupted run would
+    have them.
+    """
+
+    def __init__(self, past: Sequence[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.past = list(past)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        for epoch, value in enumerate(self.past):
+            self.on_epoch_end(epoch, {self.monitor: value})
+
+
+class _BestModel(keras.callbacks.Callback):
+    """Saves the whole model whenever val_loss beats the best so far.
+
+    Unlike `ModelCheckpoint(save_best_only=True)` it writes a temporary file
+    and renames it, so a kill mid-write never leaves a broken best.keras;
+    and it never takes a NaN loss as the best.
+    """
+
+    def __init__(self, path: Path, best: float | None) -> None:
+        super().__init__()
+        self.path = path
+        self.best = best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = float((logs or {}).get("val_loss", math.nan))
+        if math.isfinite(value) and (self.best is None or value < self.best):
+            self.best = value
+            partial = self.path.with_name(self.path.stem + ".partial.keras")
+            self.model.save(partial)
+            os.replace(partial, self.path)
+
+
+class _EpochRecord(keras.callbacks.Callback):
+    """Adds the epoch's learning rate (at its first step) and wall time to
+    the logs, so CSVLogger and History record them."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+        rate = self.model.optimizer.learning_rate
+        self._rate = float(keras.ops.convert_to_numpy(rate))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = self._rate
+            logs["seconds"] = time.perf_counter() - self._started
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _run_arguments(task: str, data: Any, **kw: Any) -> dict:
+    """Validated arguments, JSON-normalized so they compare with run.json."""
+    if task not in ARCHITECTURES:
+        raise ValueError(f"unknown task {task!r}; available: {sorted(ARCHITECTURES)}")
+    architecture = ARCHITECTURES[task]
+    for name in ("epochs", "batch_size"):
+        if int(kw[name]) < 1:
+            raise ValueError(f"{name} must be positive, got {kw[name]}")
+    if int(kw["patience"]) < 0:
+        raise ValueError(f"patience must be >= 0, got {kw['patience']}")
+    if not 0.0 < kw["validation_fraction"] < 1.0:
+        raise ValueError(
+            f"validation_fraction must lie in (0, 1), got {kw['validation_fraction']}"
+        )
+    rate = kw["learning_rate"] or architecture.learning_rate
+    if rate <= 0:
+        raise ValueError(f"learning_rate must be positive, got {rate}")
+    corpus = kw["corpus"] or architecture.corpus
+    remove = sorted(set(kw["remove"]))
+    if remove and corpus != "20newsgroups":
+        raise ValueError(f"remove={remove} only applies to 20newsgroups, not {corpus}")
+    unknown = set(remove) - set(REMOVABLE)
+    if unknown:
+        raise ValueError(f"remove takes {REMOVABLE}, got {sorted(unknown)}")
+    overrides = dict(kw["overrides"] or {})
+    reserved = {"class_names", "vocabulary"} & set(overrides)
+    if reserved:
+        raise ValueError(
+            f"overrides cannot set {sorted(reserved)}: they come from the data"
+        )
+    arguments = {
+        "task": task,
+        "corpus": corpus,
+        # Resolved, so that "data" and "./data" are the same run.
+        "data": None if data is None else str(Path(data).expanduser().resolve()),
+        "epochs": int(kw["epochs"]),
+        "batch_size": int(kw["batch_size"]),
+        "learning_rate": float(rate),
+        "validation_fraction": float(kw["validation_fraction"]),
+        "patience": int(kw["patience"]),
+        "seed": int(kw["seed"]),
+        "max_per_class": kw["max_per_class"],
+        "test_max_per_class": kw["test_max_per_class"],
+        "remove": remove,
+        "overrides": overrides,
+    }
+    # Tuples become lists, as they will when read back from run.json.
+    return json.loads(json.dumps(arguments))
+
+
+def _load_split(
+    corpus: str,
+    data: Any,
+    split: str,
+    max_per_class: int | None,
+    seed: int,
+    remove: Iterable[str],
+    class_names: Sequence[str] | None = None,
+) -> TextClassificationData:
+    kwargs: dict[str, Any] = {"max_per_class": max_per_class, "seed": seed}
+    remove = tuple(sorted(set(remove)))
+    if remove:
+        kwargs["remove"] = remove
+    # A folder or table names its classes after what it holds; a test split
+    # lacking one class would shift every label after it. Named corpora
+    # have fixed classes.
+    if class_names is not None and corpus in ("folder", "table"):
+        kwargs["class_names"] = list(class_names)
+    return load_corpus(corpus, data, split, **kwargs)
+
+
+def _batches(
+    data: TextClassificationData,
+    batch_size: int,
+    length: int,
+    shuffle: bool = True,
+    seed: int | None = None,
+) -> tuple[tf.data.Dataset, int]:
+    """`bucketed_dataset` with its batch count, which it cannot know itself.
+
+    Bucketing fixes which texts share a bucket, so the count is the same
+    every epoch whatever the shuffle, and one unshuffled pass finds it.
+    Declaring it gives progress bars their length, spares Keras its
+    "ran out of data" warning, and sizes the learning-rate schedule.
+    """
+    count = bucketed_dataset(
+        data.texts, data.labels, batch_size, shuffle=False, max_length=length
+    ).reduce(np.int64(0), lambda n, _: n + 1)
+    ds = bucketed_dataset(
+        data.texts, data.labels, batch_size, shuffle, seed, max_length=length
+    )
+    steps = int(count)
+    return ds.apply(tf.data.experimental.assert_cardinality(steps)), steps
+
+
+def _predict(
+    model: keras.Model, data: TextClassificationData, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted class ids, in the order the batches came."""
+    length = getattr(model, "sequence_length", 400)
+    ds = bucketed_dataset(
+        data.texts, data.labels, batch_size, shuffle=False, max_length=length
+    )
+    true, predicted = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for texts, labels in ds:
+        p = np.asarray(model.predict_on_batch(texts))
+        # A binary head gives P(class 1) only; > 0.5 matches the argmax of
+        # predict_proba's [1 - p, p] (ties go to class 0 in both).
+        ids = (p[:, 0] > 0.5) if p.shape[1] == 1 else p.argmax(axis=1)
+        predicted.append(ids.astype(np.int64))
+        true.append(labels.numpy().astype(np.int64))
+    return np.concatenate(true), np.concatenate(predicted)
+
+
+def _backup_epoch(backup: Path) -> int:
+    """Finished epochs recorded by BackupAndRestore (0 without a backup)."""
+    info = _read_json(backup / "training_metadata.json")
+    return int(info["epoch"]) if info else 0
+
+
+def _trim_history(path: Path, done: int) -> None:
+    """Keeps only the complete rows of the `done` epochs the backup holds.
+
+    A kill between logging an epoch and backing it up leaves a row for an
+    epoch that is about to run again, and a kill mid-write a partial line
+    that the next row would be glued to.
+    """
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    # Bytes, split at "\n" only: CSVLogger ends lines with "\r\n", which
+    # stay as they are. The last piece is b"" or a partial line.
+    lines = data.split(b"\n")[:-1]
+    if not lines:
+        path.unlink()  # not even a whole header: CSVLogger writes a new one
+        return
+    kept = [lines[0]] + [row for row in lines[1:] if int(row.split(b",")[0]) < done]
+    trimmed = b"".join(line + b"\n" for line in kept)
+    if trimmed != data:
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(trimmed)
+        os.replace(partial, path)
+
+
+def _read_history(out: Path) -> list[dict[str, float]]:
+    """history.csv's rows as numbers, in epoch order."""
+    path = out / "history.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = [
+            {
+                **{key: _number(value) for key, value in raw.items()},
+                "epoch": int(raw["epoch"]),
+            }
+            for raw in csv.DictReader(f)
+        ]
+    return sorted(rows, key=lambda row: row["epoch"])
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan  # CSVLogger writes "NA" for a missing value
+
+
+def _history_series(rows: list[dict[str, float]]) -> dict[str, list[float]]:
+    keys = sorted({key for row in rows for key in row} - {"epoch"})
+    series = {"epoch": [row["epoch"] + 1 for row in rows]}
+    # NaN is not JSON; None is.
+    for key in keys:
+        series[key] = [
+            None if not math.isfinite(v := row.get(key, math.nan)) else v
+            for row in rows
+        ]
+    return series
+
+
+def _first_minimum(values: Sequence[float]) -> int | None:
+    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
+    return min(finite)[1] if finite else None
+
+
+def _read_vocabulary(out: Path) -> list[str] | None:
+    path = out / "vocabulary.txt"
+    if not path.is_file():
+        return None  # killed before it was written: adapt again
+    # Not splitlines(): it also splits at U+2028 and friends, which may sit
+    # inside a token. Tokens never hold "\n" (the vectorizer splits there).
+    return path.read_text(encoding="utf-8").split("\n")
+
+
+def _write_vocabulary(out: Path, words: Sequence[str]) -> None:
+    words = [str(w) for w in words]
+    partial = out / "vocabulary.txt.partial"
+    with partial.open("w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(words))
+    os.replace(partial, out / "vocabulary.txt")
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    partial = target.with_name(target.stem + ".partial" + target.suffix)
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def _clear_run(out: Path) -> None:
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    if out.is_dir():
+        for partial in out.glob("*.partial*"):  # from an interrupted write
+            partial.unlink()
+    for name in _RUN_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def _tensorboard(logs: Path, verbose: int) -> list[keras.callbacks.Callback]:
+    # tf.summary needs the tensorboard package, which TensorFlow no longer
+    # installs; training must not fail for want of its logs.
+    if importlib.util.find_spec("tensorboard") is None:
+        _say(verbose, "tensorboard is not installed: no TensorBoard logs written.")
+        return []
+    return [keras.callbacks.TensorBoard(str(logs), write_graph=False)]
+
+
+def _say(verbose: int, message: str) -> None:
+    if verbose:
+        print(message, flush=True)
