@@ -103,8 +103,8 @@ def from_preset(name: str, compile: bool = True) -> TextClassifier:
 
     Example:
 
-    >>> model = from_preset("imdb_sentiment")  # doctest: +SKIP
-    >>> model.predict_labels(["A moving, beautifully acted film."])  # doctest: +SKIP
+    >>> model = from_preset("imdb_sentiment")
+    >>> model.predict_labels(["A moving, beautifully acted film. Loved it."])
     ['pos']
     """
     path = PRESET_DIR / f"{name}.keras"

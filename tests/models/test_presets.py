@@ -1,0 +1,33 @@
+"""The shipped presets load from the package and classify real reviews."""
+
+import numpy as np
+import pytest
+
+from recurrent_zoo.data import load_imdb
+from recurrent_zoo.models import TextClassifier, from_preset, list_presets
+
+
+def test_cards_describe_shipped_files():
+    cards = list_presets()
+    assert "imdb_sentiment" in cards
+    for card in cards.values():
+        assert card["command"].startswith("python benchmarks/accuracy.py")
+        assert 0.5 < card["test_accuracy"] <= 1.0
+
+
+def test_imdb_sentiment_classifies_real_test_reviews(shared_data):
+    model = from_preset("imdb_sentiment", compile=False)
+    assert isinstance(model, TextClassifier)
+    assert model.class_names == ("neg", "pos")
+    # 300 of the 25,000 test reviews the card's accuracy was measured on;
+    # a slice this size lands within a few points of it.
+    test = load_imdb(shared_data, "test", max_per_class=150, seed=1)
+    predicted = model.predict_proba(test.texts).argmax(axis=1)
+    accuracy = float(np.mean(predicted == test.labels))
+    card = list_presets()["imdb_sentiment"]
+    assert accuracy > card["test_accuracy"] - 0.06, accuracy
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="imdb_sentiment"):
+        from_preset("imdb_sentimnet")
