@@ -1,6 +1,6 @@
 """Test accuracy of the prebuilt classifiers against a TF-IDF + linear SVM.
 
-    pip install -e ".[bench]"
+    pip install -e ".[dev]"
     python benchmarks/accuracy.py --data ../shared/data             # all three
     python benchmarks/accuracy.py --only imdb --save-presets         # one, ship it
     python benchmarks/accuracy.py --quick                            # smoke run

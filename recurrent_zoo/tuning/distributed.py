@@ -1,0 +1,262 @@
+"""Where trials run: this process's role in a search and the devices it uses.
+
+Two independent kinds of distribution:
+
+* Across processes or machines, keras-tuner's own chief/worker mode: every
+  process runs the same command; `KERASTUNER_TUNER_ID` ("chief" for the
+  one that holds the oracle, any other unique name for a worker),
+  `KERASTUNER_ORACLE_IP` and `KERASTUNER_ORACLE_PORT` (where the chief
+  listens) make the workers ask the chief for trials over gRPC.
+* Within one process, all GPUs of the machine: a `tf.distribute` strategy
+  every trial's model is built and trained under.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DevicePlan",
+    "PatientOracleClient",
+    "distribute_text_dataset",
+    "enable_memory_growth",
+    "plan_devices",
+    "role",
+    "string_input_safe",
+    "trial_devices",
+]
+
+ROLE_VARIABLES = (
+    "KERASTUNER_TUNER_ID",
+    "KERASTUNER_ORACLE_IP",
+    "KERASTUNER_ORACLE_PORT",
+)
+
+
+def role(environ: dict[str, str] | None = None) -> str:
+    """This process's part in a search: "standalone", "chief" or "worker".
+
+    Args:
+        environ: the environment to read (default `os.environ`).
+
+    Returns:
+        "standalone" without `KERASTUNER_ORACLE_IP`; otherwise "chief" when
+        `KERASTUNER_TUNER_ID` contains "chief" (keras-tuner's own rule),
+        else "worker".
+
+    Raises:
+        ValueError: if `KERASTUNER_ORACLE_IP` is set without the port or the
+            tuner id, or the port is not a number.
+    """
+    env = os.environ if environ is None else environ
+    if "KERASTUNER_ORACLE_IP" not in env:
+        return "standalone"
+    missing = [name for name in ROLE_VARIABLES if not env.get(name)]
+    if missing:
+        raise ValueError(
+            f"KERASTUNER_ORACLE_IP is set, so a distributed search needs "
+            f"{', '.join(ROLE_VARIABLES)}; missing: {', '.join(missing)}"
+        )
+    if not env["KERASTUNER_ORACLE_PORT"].isdigit():
+        raise ValueError(
+            "KERASTUNER_ORACLE_PORT must be a port number, got "
+            f"{env['KERASTUNER_ORACLE_PORT']!r}"
+        )
+    return "chief" if "chief" in env["KERASTUNER_TUNER_ID"] else "worker"
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """How each trial's model is placed.
+
+    Attributes:
+        kind: "mirrored" (one replica per device, gradients all-reduced) or
+            "default" (TensorFlow's own placement: the GPU if there is one).
+        devices: the devices trials use.
+    """
+
+    kind: str
+    devices: tuple[str, ...]
+
+    def describe(self) -> str:
+        """A one-line account, e.g. "mirrored over GPU:0, GPU:1"."""
+        # "/job:localhost/replica:0/task:0/device:GPU:0" -> "GPU:0"
+        names = ", ".join(d.rsplit("device:", 1)[-1] for d in self.devices)
+        if self.kind == "mirrored":
+            return f"mirrored over {names} ({len(self.devices)} replicas)"
+        return names if "GPU" in names else f"{names} (no GPU found)"
+
+    def strategy(self) -> Any:
+        """The `tf.distribute` strategy to give the tuner, or None.
+
+        None for the default plan: a single GPU is used without a strategy,
+        and keras-tuner then builds models outside any scope.
+        """
+        if self.kind != "mirrored":
+            return None
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy(devices=list(self.devices))
+
+
+def plan_devices(gpus: Sequence[str], cpu: str = "/device:CPU:0") -> DevicePlan:
+    """Chooses the plan for a machine with these GPUs.
+
+    Args:
+        gpus: the visible GPUs' logical device names.
+        cpu: the device named when there is no GPU.
+
+    Returns:
+        "mirrored" over all GPUs when there are several (a trial then uses
+        the whole machine: batches are split across them), otherwise the
+        default placement on the one GPU or on the CPU.
+    """
+    if len(gpus) > 1:
+        return DevicePlan("mirrored", tuple(gpus))
+    return DevicePlan("default", tuple(gpus) if gpus else (cpu,))
+
+
+def trial_devices() -> DevicePlan:
+    """The plan for the GPUs TensorFlow sees in this process.
+
+    Set `CUDA_VISIBLE_DEVICES` to give processes sharing a machine their own
+    GPUs (e.g. one per worker).
+    """
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    return plan_devices(gpus)
+
+
+def enable_memory_growth(config: Any = None) -> list[str]:
+    """Lets TensorFlow take GPU memory as needed instead of all of it.
+
+    Several workers may share a GPU, and every trial builds a model of a
+    different size; grabbing the whole memory up front would starve the
+    others. Must run before TensorFlow first touches a GPU; later calls
+    leave the setting as it was.
+
+    Args:
+        config: the `tf.config` module, or a stand-in for tests.
+
+    Returns:
+        The names of the GPUs set to grow (empty without a GPU, or when
+        TensorFlow was already initialized).
+    """
+    if config is None:
+        import tensorflow as tf
+
+        config = tf.config
+    grown = []
+    for gpu in config.list_physical_devices("GPU"):
+        try:
+            config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            # Already initialized: the devices keep their current setting.
+            return []
+        grown.append(gpu.name)
+    return grown
+
+
+class PatientOracleClient:
+    """A worker's oracle client that waits before asking again when idle.
+
+    keras-tuner's search loop re-requests a trial at once when the chief
+    answers IDLE (e.g. Hyperband waiting for a round to finish elsewhere),
+    which turns every waiting worker into a busy loop of gRPC calls. This
+    wrapper sleeps `wait` seconds after each IDLE answer; everything else
+    passes through.
+
+    Args:
+        client: keras-tuner's `OracleClient` (or any oracle).
+        wait: seconds to sleep after an IDLE answer.
+        sleep: the sleep function (replaceable in tests).
+    """
+
+    def __init__(self, client: Any, wait: float = 1.0, sleep: Any = time.sleep):
+        self._client = client
+        self._wait = wait
+        self._sleep = sleep
+
+    def create_trial(self, tuner_id: str) -> Any:
+        trial = self._client.create_trial(tuner_id)
+        if trial.status == "IDLE":
+            self._sleep(self._wait)
+        return trial
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # keras-tuner sets `multi_worker` / `should_report` on the client.
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._client, name, value)
+
+
+def distribute_text_dataset(strategy: Any, dataset: Any) -> Any:
+    """Splits a dataset of raw-text batches across the strategy's replicas.
+
+    Keras would distribute it itself, but prefetching to the devices: string
+    tensors cannot live in GPU memory. The model's first layer turns the
+    strings into ids on the host anyway, so batches are kept there.
+
+    Args:
+        strategy: the trials' `tf.distribute` strategy, or None.
+        dataset: a `tf.data.Dataset` of `(text, label)` batches.
+
+    Returns:
+        The dataset itself without a strategy, else a `DistributedDataset`
+        (Keras accepts both in `fit`, `evaluate` and `validation_data`).
+    """
+    if strategy is None:
+        return dataset
+    import tensorflow as tf
+
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
+    return strategy.experimental_distribute_dataset(dataset, options)
+
+
+def string_input_safe(model: Any) -> Any:
+    """Lets a raw-strings-in model train under a `tf.distribute` strategy.
+
+    Under a strategy, Keras 3's TensorFlow trainer builds the model's
+    metrics and optimizer from a first batch it averages across replicas
+    (`_maybe_symbolic_build` reduces it with "MEAN"), which fails on string
+    inputs ("AddN ... string is not in the list of allowed values"; keras
+    issue #21172). Only the shapes and dtypes of that batch matter, so this
+    model uses the first replica's part instead. Models outside a strategy
+    are returned unchanged.
+
+    Args:
+        model: a Keras model built in (or out of) a strategy scope.
+
+    Returns:
+        The same model.
+    """
+    import tensorflow as tf
+
+    strategy = getattr(model, "_distribute_strategy", None)
+    if strategy is None or not hasattr(model, "_symbolic_build"):
+        return model
+
+    def maybe_symbolic_build(iterator: Any = None, data_batch: Any = None) -> None:
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda x: strategy.experimental_local_results(x)[0],
+                    next(batches),
+                )
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    # Set on the instance, past Keras's attribute tracking: a plain function,
+    # not state, and not saved with the model.
+    object.__setattr__(model, "_maybe_symbolic_build", maybe_symbolic_build)
+    return model

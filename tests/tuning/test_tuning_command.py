@@ -1,0 +1,63 @@
+"""`recurrent-zoo tune`: its arguments and its light import."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from recurrent_zoo.cli import build_parser
+from recurrent_zoo.commands import tune
+from recurrent_zoo.data import TextClassificationData
+from recurrent_zoo.tuning import TUNERS, run_search
+
+
+def test_arguments_parse_into_the_search_space():
+    args = build_parser().parse_args(
+        ["tune", "topic", "--data", "d", "--max-trials", "7", "--tuner", "random",
+         "--units", "32,64", "--learning-rates", "1e-3,1e-2",
+         "--dropout-range", "0,0.4,0.2", "--vocabulary-size", "5000"]
+    )  # fmt: skip
+    assert args.task == "topic" and args.max_trials == 7 and args.tuner == "random"
+    assert args.units == (32, 64) and args.learning_rates == (1e-3, 1e-2)
+    assert args.dropout_range == (0.0, 0.4, 0.2)
+    assert args.vocabulary_size == 5000 and args.sequence_length is None
+    assert args.directory == "tuning" and not args.overwrite
+    assert args.handler is tune.run
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [["--units", "4,eight"], ["--tuner", "grid"], ["--learning-rates", "fast"]],
+)
+def test_bad_arguments_are_rejected(bad, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["tune", "sentiment", *bad])
+    assert "error" in capsys.readouterr().err
+
+
+def test_the_command_offers_the_tuners_the_library_has():
+    # Listed twice so that `--help` needs no TensorFlow import.
+    assert tune.TUNERS == TUNERS
+
+
+def test_help_does_not_import_tensorflow():
+    probe = (
+        "import argparse, sys; from recurrent_zoo.commands import tune; "
+        "tune.add_arguments(argparse.ArgumentParser()); "
+        "print(sorted({'tensorflow', 'keras_tuner'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_worker_may_not_overwrite_the_search(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    data = TextClassificationData(["good", "bad"], np.array([1, 0]), ("neg", "pos"))
+    with pytest.raises(ValueError, match="only the chief may overwrite"):
+        run_search("sentiment", data, data, tmp_path, overwrite=True)
