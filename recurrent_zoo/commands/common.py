@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 DEFAULT_DATA = "../shared/data"
 
@@ -18,3 +19,16 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
             f"or {DEFAULT_DATA})"
         ),
     )
+
+
+def comma_separated(cast: type, example: str) -> Callable[[str], tuple]:
+    """An argparse `type` for lists like `64,64`, with `example` in the error."""
+
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(cast(v) for v in text.split(","))
+        except ValueError as err:
+            message = f"expected values like {example}: {text!r}"
+            raise argparse.ArgumentTypeError(message) from err
+
+    return parse

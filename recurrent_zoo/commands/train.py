@@ -10,21 +10,12 @@ import argparse
 import shlex
 import sys
 
-from recurrent_zoo.commands.common import add_data_argument
+from recurrent_zoo.commands.common import add_data_argument, comma_separated
 
 HELP = "train a prebuilt classifier on its corpus (resumable) and score it on test"
 
 TASKS = ("sentiment", "topic")
 REMOVABLE = ("headers", "footers", "quotes")
-
-
-def _units(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError as err:
-        message = f"expected sizes like 64,64: {text!r}"
-        raise argparse.ArgumentTypeError(message) from err
-    return values
 
 
 def _parts(text: str) -> tuple[str, ...]:
@@ -87,7 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_remove_arguments(parser)
     model = parser.add_argument_group("model (default: the architecture's)")
-    model.add_argument("--units", type=_units, help="sizes per layer, e.g. 64,64")
+    model.add_argument(
+        "--units",
+        type=comma_separated(int, "64,64"),
+        help="sizes per layer, e.g. 64,64",
+    )
     model.add_argument("--embedding-dim", type=int)
     model.add_argument("--vocabulary-size", type=int)
     model.add_argument("--sequence-length", type=int)

@@ -10,30 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from recurrent_zoo.commands.common import add_data_argument
+from recurrent_zoo.commands.common import add_data_argument, comma_separated
 
 HELP = "search hidden sizes and other hyperparameters (resumable, distributable)"
 
 TASKS = ("sentiment", "topic")
 TUNERS = ("hyperband", "bayesian", "random")
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError as err:
-        message = f"expected integers like 32,64: {text!r}"
-        raise argparse.ArgumentTypeError(message) from err
-    return values
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError as err:
-        message = f"expected numbers like 1e-3,3e-3: {text!r}"
-        raise argparse.ArgumentTypeError(message) from err
-    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,17 +69,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     space = parser.add_argument_group("search space")
     space.add_argument(
-        "--units", type=_ints, help="hidden sizes to try (default 16,32,64,128,256)"
+        "--units",
+        type=comma_separated(int, "32,64"),
+        help="hidden sizes to try (default 16,32,64,128,256)",
     )
     space.add_argument("--max-layers", type=int, help="most recurrent layers (2)")
     space.add_argument(
-        "--embedding-dims", type=_ints, help="embedding sizes (32,64,128,256)"
+        "--embedding-dims",
+        type=comma_separated(int, "32,64"),
+        help="embedding sizes (32,64,128,256)",
     )
     space.add_argument(
-        "--dropout-range", type=_floats, help="min,max,step of dropout (0,0.5,0.1)"
+        "--dropout-range",
+        type=comma_separated(float, "1e-3,3e-3"),
+        help="min,max,step of dropout (0,0.5,0.1)",
     )
     space.add_argument(
-        "--learning-rates", type=_floats, help="learning rates (0.001,0.003,0.01)"
+        "--learning-rates",
+        type=comma_separated(float, "1e-3,3e-3"),
+        help="learning rates (0.001,0.003,0.01)",
     )
     fixed = parser.add_argument_group("held fixed (default: the prebuilt model's)")
     fixed.add_argument("--vocabulary-size", type=int)
