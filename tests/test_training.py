@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 import types
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from recurrent_zoo.cli import main
 from recurrent_zoo.models.registry import NEWSGROUPS
@@ -29,6 +29,8 @@ from recurrent_zoo.training import (
 EPOCHS = 4
 PEAK = 3e-3  # the sentiment architecture's learning rate
 WAIT_S = 300  # for the first epoch of a process started from scratch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _history_epochs(out):

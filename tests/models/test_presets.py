@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from recurrent_zoo.data import load_imdb
+from recurrent_zoo.data import load_imdb, load_newsgroups
 from recurrent_zoo.models import TextClassifier, from_preset, list_presets
 
 
 def test_cards_describe_shipped_files():
     cards = list_presets()
-    assert "imdb_sentiment" in cards
+    assert {"imdb_sentiment", "newsgroups_topic"} <= set(cards)
     for card in cards.values():
         assert card["command"].startswith("python benchmarks/accuracy.py")
         assert 0.5 < card["test_accuracy"] <= 1.0
@@ -26,6 +26,16 @@ def test_imdb_sentiment_classifies_real_test_reviews(shared_data):
     accuracy = float(np.mean(predicted == test.labels))
     card = list_presets()["imdb_sentiment"]
     assert accuracy > card["test_accuracy"] - 0.06, accuracy
+
+
+def test_newsgroups_topic_classifies_real_test_posts(shared_data):
+    model = from_preset("newsgroups_topic", compile=False)
+    test = load_newsgroups(shared_data, "test", max_per_class=15, seed=1)
+    assert model.class_names == test.class_names
+    predicted = model.predict_proba(test.texts).argmax(axis=1)
+    accuracy = float(np.mean(predicted == test.labels))
+    # 300 posts: a wider margin than for IMDB's two classes.
+    assert accuracy > list_presets()["newsgroups_topic"]["test_accuracy"] - 0.1
 
 
 def test_unknown_preset_lists_the_known_ones():
