@@ -108,6 +108,9 @@ def from_preset(name: str, compile: bool = True) -> TextClassifier:
     ['pos']
     """
     path = PRESET_DIR / f"{name}.keras"
+    presets = list_presets()
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; available: {list(presets)}")
     if not path.is_file():
-        raise ValueError(f"unknown preset {name!r}; available: {list(list_presets())}")
+        raise FileNotFoundError(f"preset {name!r} has a card but no weights: {path}")
     return keras.saving.load_model(path, compile=compile)
