@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-__all__ = ["standardize_text"]
+__all__ = ["standardize_text", "text_vectorizer"]
 
 # Keras's default `lower_and_strip_punctuation` set, deleted as Keras does.
 _PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
@@ -42,3 +42,17 @@ def standardize_text(text: Any) -> Any:
     text = tf.strings.lower(text, encoding="utf-8")
     text = tf.strings.regex_replace(text, _PUNCTUATION, "")
     return tf.strings.strip(tf.strings.regex_replace(text, _SEPARATORS, " "))
+
+
+def text_vectorizer(
+    vocabulary_size: int, sequence_length: int | None = None, name: str | None = None
+) -> keras.layers.TextVectorization:
+    """The `TextVectorization` every model here uses: one place, so that a
+    vocabulary computed on its own (e.g. once per tuning search) is the one a
+    model would adapt."""
+    return keras.layers.TextVectorization(
+        max_tokens=vocabulary_size,
+        output_sequence_length=sequence_length,
+        standardize=standardize_text,
+        name=name,
+    )

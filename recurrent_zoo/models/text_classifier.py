@@ -17,7 +17,7 @@ from recurrent_zoo.layers import (
 from recurrent_zoo.layers.checks import check_positive_int, check_rate
 from recurrent_zoo.layers.hashed_bigrams import HashedBigramEmbedding
 from recurrent_zoo.layers.trim_padding import TrimPadding
-from recurrent_zoo.models.standardize import standardize_text
+from recurrent_zoo.models.standardize import text_vectorizer
 
 __all__ = ["CELLS", "TextClassifier"]
 
@@ -138,12 +138,9 @@ class TextClassifier(keras.Model):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}. Received: cell={cell!r}")
 
-        vectorizer = keras.layers.TextVectorization(
-            max_tokens=check_positive_int("vocabulary_size", vocabulary_size),
-            output_sequence_length=check_positive_int(
-                "sequence_length", sequence_length
-            ),
-            standardize=standardize_text,
+        vectorizer = text_vectorizer(
+            check_positive_int("vocabulary_size", vocabulary_size),
+            check_positive_int("sequence_length", sequence_length),
             name="vectorizer",
         )
         if vocabulary is not None:

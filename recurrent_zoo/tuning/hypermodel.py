@@ -20,6 +20,7 @@ import keras_tuner as kt
 import numpy as np
 
 from recurrent_zoo.models import ARCHITECTURES, TextClassifier, get
+from recurrent_zoo.models.standardize import text_vectorizer
 from recurrent_zoo.tuning.distributed import string_input_safe
 
 __all__ = [
@@ -350,8 +351,7 @@ def build_vocabulary(texts: Sequence[str], vocabulary_size: int) -> list[str]:
         Words, most frequent first, without the padding and `[UNK]` entries:
         what `TextClassifier(vocabulary=...)` expects.
     """
-    # The same layer configuration as `TextClassifier`'s vectorizer (the
-    # output length does not affect the vocabulary).
-    vectorizer = keras.layers.TextVectorization(max_tokens=vocabulary_size)
+    # The output length does not affect the vocabulary.
+    vectorizer = text_vectorizer(vocabulary_size)
     vectorizer.adapt(np.asarray(list(texts), dtype=object))
     return [str(word) for word in vectorizer.get_vocabulary()[2:]]
