@@ -164,6 +164,9 @@ class LayerNormLSTM(ProjectedRNN):
             cell.recurrent_kernel,
             mask=mask,
             epsilon=cell.norm_epsilon,
+            # Outside training nothing is expected to back-propagate through
+            # time, so skip the per-step record (gradients still work).
+            record=bool(training),
             **{
                 k: None if v is None else ops.convert_to_tensor(v)
                 for k, v in weights.items()

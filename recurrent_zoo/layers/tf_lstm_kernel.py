@@ -47,6 +47,7 @@ def lstm_recurrence(
     cell_beta=None,
     mask=None,
     epsilon=1e-3,
+    record=True,
 ):
     """Runs the LSTM recurrence over the time-major input projection.
 
@@ -69,6 +70,9 @@ def lstm_recurrence(
             all None for a plain LSTM.
         mask: optional (T, B) bool.
         epsilon: normalization epsilon.
+        record: keep what the hand-written backward pass needs at every
+            step. False (inference) runs a lean forward loop instead: still
+            differentiable, by TensorFlow's generic while_loop gradient.
 
     Returns:
         (hs, h_T, c_T) with hs of shape (T, B, H).
@@ -89,9 +93,62 @@ def lstm_recurrence(
     masked = mask is not None
     if not masked:
         mask = tf.zeros([0, 0], tf.bool)
-    return _recurrence(
+    run = _recurrence if record else _forward
+    return run(
         layer_norm, masked, epsilon, xw, h0, c0, recurrent_kernel, bias, *gains, mask
     )
+
+
+def _gate_scale(units, dtype):
+    # tanh(z) = 2 sigmoid(2 z) - 1 lets one sigmoid cover all four gates.
+    one = tf.ones([units], dtype)
+    return tf.concat([one, one, 2 * one, one], 0)
+
+
+def _cell(layer_norm, masked, epsilon, t, h, c, xw, kernel, bias, gains, scale, mask):
+    """One step: (h_t, c_t, the record the backward pass needs)."""
+    gamma_x, gamma_h, gamma_c, beta_c = gains
+    r = tf.matmul(h, kernel)
+    if layer_norm:
+        x_hat, x_inv = _normalize(xw[t], epsilon)
+        r_hat, r_inv = _normalize(r, epsilon)
+        z = gamma_x * x_hat + gamma_h * r_hat + bias
+    else:
+        z = xw[t] + r + bias
+    a = tf.sigmoid(z * scale)
+    i, f, g, o = tf.split(a, 4, axis=-1)
+    c_new = f * c + i * (2.0 * g - 1.0)
+    if layer_norm:
+        c_hat, c_inv = _normalize(c_new, epsilon)
+        y = tf.tanh(gamma_c * c_hat + beta_c)
+        record = [a, x_hat, r_hat, c_hat, y, x_inv, r_inv, c_inv, c]
+    else:
+        y = tf.tanh(c_new)
+        record = [a, y, c]
+    h_new = o * y
+    if masked:
+        keep = tf.expand_dims(mask[t], -1)
+        h_new = tf.where(keep, h_new, h)
+        c_new = tf.where(keep, c_new, c)
+    return h_new, c_new, record
+
+
+def _forward(layer_norm, masked, epsilon, xw, h0, c0, kernel, bias, *rest):
+    *gains, mask = rest
+    steps = tf.shape(xw)[0]
+    scale = _gate_scale(tf.shape(h0)[-1], xw.dtype)
+
+    def step(t, h, c, outputs):
+        h, c, _ = _cell(layer_norm, masked, epsilon, t, h, c, xw, kernel, bias,
+                        gains, scale, mask)  # fmt: skip
+        return t + 1, h, c, outputs.write(t, h)
+
+    _, h_last, c_last, outputs = tf.while_loop(
+        lambda t, *_: t < steps,
+        step,
+        (0, h0, c0, tf.TensorArray(xw.dtype, size=steps)),
+    )
+    return outputs.stack(), h_last, c_last
 
 
 def _recurrence(layer_norm, masked, epsilon, *tensors):
@@ -100,54 +157,36 @@ def _recurrence(layer_norm, masked, epsilon, *tensors):
         steps = tf.shape(xw)[0]
         units = tf.shape(h0)[-1]
         dtype = xw.dtype
-        # tanh(z) = 2 sigmoid(2 z) - 1 lets one sigmoid cover all four gates.
-        gate_scale = tf.concat(
-            [tf.ones([2 * units], dtype), 2 * tf.ones([units], dtype),
-             tf.ones([units], dtype)], 0,
-        )  # fmt: skip
-        # Sizes of the packed per-step record the backward pass reads back.
-        if layer_norm:
-            sizes = [4 * units, 4 * units, 4 * units, units, units, 1, 1, 1, units]
-        else:
-            sizes = [4 * units, units, units]
+        gate_scale = _gate_scale(units, dtype)
+        gains = (gamma_x, gamma_h, gamma_c, beta_c)
+        # The per-step record the backward pass reads back, one TensorArray
+        # per piece, each stacked once: packing the record into one tensor
+        # cost a concat per step and a split per step on the way back.
+        pieces = 9 if layer_norm else 3
 
         def new_array():
             return tf.TensorArray(dtype, size=steps)
 
         def step(t, h, c, outputs, saved):
-            r = tf.matmul(h, kernel)
-            if layer_norm:
-                x_hat, x_inv = _normalize(xw[t], epsilon)
-                r_hat, r_inv = _normalize(r, epsilon)
-                z = gamma_x * x_hat + gamma_h * r_hat + bias
-            else:
-                z = xw[t] + r + bias
-            a = tf.sigmoid(z * gate_scale)
-            i, f, g, o = tf.split(a, 4, axis=-1)
-            g = 2.0 * g - 1.0
-            c_new = f * c + i * g
-            if layer_norm:
-                c_hat, c_inv = _normalize(c_new, epsilon)
-                y = tf.tanh(gamma_c * c_hat + beta_c)
-                record = [a, x_hat, r_hat, c_hat, y, x_inv, r_inv, c_inv, c]
-            else:
-                y = tf.tanh(c_new)
-                record = [a, y, c]
-            h_new = o * y
-            if masked:
-                keep = tf.expand_dims(mask[t], -1)
-                h_new = tf.where(keep, h_new, h)
-                c_new = tf.where(keep, c_new, c)
-            # One packed write per step, unpacked one step at a time in the
-            # backward loop (never split as whole (T, B, .) tensors).
-            return (t + 1, h_new, c_new, outputs.write(t, h_new),
-                    saved.write(t, tf.concat(record, -1)))  # fmt: skip
+            h_new, c_new, record = _cell(
+                layer_norm, masked, epsilon, t, h, c, xw, kernel, bias, gains,
+                gate_scale, mask,
+            )  # fmt: skip
+            saved = [
+                array.write(t, piece)
+                for array, piece in zip(saved, record, strict=True)
+            ]
+            return t + 1, h_new, c_new, outputs.write(t, h_new), saved
 
         _, h_last, c_last, outputs, saved = tf.while_loop(
-            lambda t, *_: t < steps, step, (0, h0, c0, new_array(), new_array())
+            lambda t, *_: t < steps,
+            step,
+            (0, h0, c0, new_array(), [new_array() for _ in range(pieces)]),
         )
         hs = outputs.stack()
-        saved = saved.stack()
+        # Stacked tensors, not the TensorArrays: a gradient function that
+        # captures TensorList variants cannot be written into a SavedModel.
+        saved = [array.stack() for array in saved]
 
         def grad(d_hs, d_h_last, d_c_last):
             kernel_t = tf.transpose(kernel)
@@ -157,7 +196,7 @@ def _recurrence(layer_norm, masked, epsilon, *tensors):
             zeros_h = tf.zeros([units], dtype)
 
             def back(t, dh, dc, d_xw, d_r, d_b, d_gx, d_gh, d_gc, d_bc):
-                record = tf.split(saved[t], sizes, axis=-1)
+                record = [piece[t] for piece in saved]
                 if layer_norm:
                     a, x_hat, r_hat, c_hat, y, x_inv, r_inv, c_inv, c_prev = record
                 else:

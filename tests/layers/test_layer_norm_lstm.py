@@ -68,7 +68,8 @@ def test_gradients_match_numpy_bptt(path, layer_norm, many_to_one):
     x = tf.constant(X)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = tf.reduce_sum(layer(x) * d_hs.astype("float32"))
+        # training=True: the kernel's own BPTT (inference skips its record).
+        loss = tf.reduce_sum(layer(x, training=True) * d_hs.astype("float32"))
     variables = layer.trainable_variables
     grads = tape.gradient(loss, [x, *variables])
     expected = layer_norm_lstm_bptt(X, _params(layer), d_hs, layer_norm)
@@ -87,7 +88,7 @@ def test_masked_gradients_fused_equal_generic(monkeypatch):
     def grads():
         with tf.GradientTape() as tape:
             tape.watch([x, h0, c0])
-            hs, h, c = layer(x, initial_state=[h0, c0], mask=MASK)
+            hs, h, c = layer(x, initial_state=[h0, c0], mask=MASK, training=True)
             loss = tf.reduce_sum(hs * weights) + tf.reduce_sum(h * c)
         return tape.gradient(loss, [x, h0, c0, *layer.trainable_variables])
 
@@ -163,3 +164,36 @@ def test_bad_inputs():
         LayerNormLSTM(3)(np.zeros((2, 4), "float32"))
     with pytest.raises(ValueError, match="floating-point"):
         LayerNormLSTM(3)(np.zeros((2, 4, 3), "int32"))
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+def test_inference_loop_matches_training_loop(layer_norm):
+    """`record=False` (what inference runs) gives the same outputs, and the
+    same gradients through TensorFlow's autodiff, as the recording kernel."""
+    rng = np.random.default_rng(3)
+    xw = tf.constant(rng.normal(size=(5, 3, 8)).astype("float32"))
+    h0, c0 = (tf.constant(rng.normal(size=(3, 2)).astype("float32")) for _ in "hc")
+    kernel = tf.constant(rng.normal(size=(2, 8)).astype("float32"))
+    extra = {"bias": tf.constant(rng.normal(size=8).astype("float32"))}
+    if layer_norm:
+        extra.update(
+            input_gamma=tf.constant(rng.normal(size=8).astype("float32")),
+            recurrent_gamma=tf.constant(rng.normal(size=8).astype("float32")),
+            cell_gamma=tf.constant(rng.normal(size=2).astype("float32")),
+            cell_beta=tf.constant(rng.normal(size=2).astype("float32")),
+        )
+    mask = tf.constant(MASK.T[:, :3])
+
+    def run(record):
+        inputs = [xw, h0, c0, kernel, *extra.values()]
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            hs, h, c = tf_lstm_kernel.lstm_recurrence(
+                xw, h0, c0, kernel, mask=mask, record=record, **extra
+            )
+            loss = tf.reduce_sum(hs * hs) + tf.reduce_sum(h * c)
+        return [hs, h, c], tape.gradient(loss, inputs)
+
+    (outputs, grads), (lean_outputs, lean_grads) = run(True), run(False)
+    for a, b in zip(outputs + grads, lean_outputs + lean_grads, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
