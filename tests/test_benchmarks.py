@@ -1,0 +1,129 @@
+"""The layer benchmarks' measuring kit and both scripts, at tiny shapes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import harness  # noqa: E402
+import layer_scaling  # noqa: E402
+
+
+def test_execution_path_finds_cudnn_in_a_traced_graph():
+    # Tracing needs no GPU: the op only has to appear in the graph.
+    @tf.function
+    def cudnn(x):
+        units = 4
+        outputs, *_ = tf.raw_ops.CudnnRNNV3(
+            input=x,
+            input_h=tf.zeros([1, 2, units]),
+            input_c=tf.zeros([1, 2, units]),
+            params=tf.zeros([4 * units * (3 + units + 2)]),
+            sequence_lengths=tf.fill([2], 5),
+            rnn_mode="lstm",
+            time_major=True,
+        )
+        return outputs
+
+    x = tf.zeros([5, 2, 3])
+    ops = harness.graph_ops(cudnn, x)
+    assert harness.execution_path(ops, jit_compile=False) == "cuDNN"
+
+    model = harness.build_model(harness.find("keras.LSTM"), 4, 5, 3)
+    step = harness.train_step(model, jit_compile=False)
+    batch = harness.make_batch(model, 2)
+    ops = harness.graph_ops(step, *batch)
+    assert not any(op.startswith("CudnnRNN") for op in ops)
+    assert harness.execution_path(ops, jit_compile=False) == "while_loop"
+    assert harness.execution_path(ops, jit_compile=True) == "XLA"
+
+
+def test_train_step_learns_and_every_candidate_builds():
+    for candidate in harness.CANDIDATES:
+        model = harness.build_model(candidate, 4, 5, 3)
+        x, y = harness.make_batch(model, 3)
+        step = harness.train_step(model, jit_compile=False)
+        losses = [float(step(x, y)) for _ in range(3)]
+        assert losses[-1] < losses[0], candidate.label
+
+
+def test_candidates_rejects_unknown_pairs():
+    with pytest.raises(ValueError, match="'GRUish'"):
+        harness.candidates(["GRUish"])
+    assert {c.pair for c in harness.candidates(["LSTM"])} == {"LSTM"}
+
+
+def test_linear_fit_on_exact_lines():
+    lengths = [50, 100, 200, 400]
+    fit = layer_scaling.linear_fit(lengths, [0.002 * n for n in lengths])
+    assert fit["ms_per_step"] == pytest.approx(2.0)
+    assert fit["intercept_ms"] == pytest.approx(0.0, abs=1e-9)
+    assert fit["r2"] == pytest.approx(1.0)
+    assert fit["per_token_growth"] == pytest.approx(1.0)
+    # A quadratic cost is caught: per-token cost grows with length.
+    fit = layer_scaling.linear_fit(lengths, [1e-5 * n * n for n in lengths])
+    assert fit["per_token_growth"] == pytest.approx(8.0)
+
+
+def test_training_memory_grows_with_sequence_length():
+    # A real child process; back-propagation keeps every step, so doubling
+    # the length roughly doubles what a training step holds.
+    shapes = [dict(batch=16, steps=n, features=8, units=32) for n in (50, 100, 200)]
+    peaks = harness.measure_memory("keras.LSTM", shapes, jit_compile=False)
+    assert all(p is not None and p > 0 for p in peaks), peaks
+    slope = np.polyfit([50, 100, 200], peaks, 1)[0]
+    assert peaks[2] / peaks[0] == pytest.approx(4.0, rel=0.35)
+    assert slope > 0
+
+
+def _script(name, tmp_path, *args):
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), "--quick",
+         "--results", str(tmp_path), *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_layer_speed_script_writes_its_results(tmp_path):
+    _script("layer_speed.py", tmp_path, "--pairs", "SimpleRNN")
+    payload = json.loads((tmp_path / "layer_speed.json").read_text())
+    assert payload["command"].startswith("python ")
+    assert payload["machine"]["tensorflow"] == tf.__version__
+    rows = {r["layer"]: r for r in payload["results"]}
+    assert set(rows) == {"recurrent_zoo.SimpleRNN", "keras.SimpleRNN"}
+    builtin = rows["keras.SimpleRNN"]
+    assert builtin["throughput_ratio"] == 1.0
+    mine = rows["recurrent_zoo.SimpleRNN"]
+    assert mine["throughput_ratio"] == pytest.approx(
+        mine["sequences_per_s"] / builtin["sequences_per_s"]
+    )
+    assert mine["path"] == "while_loop"
+    assert mine["train_peak_mib"] > 0
+    table = (tmp_path / "layer_speed.md").read_text()
+    assert "| SimpleRNN | recurrent_zoo.SimpleRNN | while_loop |" in table
+    assert (tmp_path / "layer_speed.png").stat().st_size > 10_000
+
+
+def test_layer_scaling_script_writes_its_results(tmp_path):
+    _script(
+        "layer_scaling.py", tmp_path,
+        "--layers", "recurrent_zoo.SimpleRNN", "keras.SimpleRNN",
+    )  # fmt: skip
+    payload = json.loads((tmp_path / "layer_scaling.json").read_text())
+    points = payload["sweeps"]["steps"]
+    assert [p["shape"]["steps"] for p in points] == [2, 4, 8]
+    for point in points:
+        assert "ratio" in point["layers"]["recurrent_zoo.SimpleRNN"]
+    assert set(payload["linearity"]) == {"recurrent_zoo.SimpleRNN", "keras.SimpleRNN"}
+    assert len(payload["memory"]["peak_mib"]["keras.SimpleRNN"]) == 3
+    for name in ("layer_scaling.md", "layer_scaling.png", "layer_memory.png"):
+        assert (tmp_path / name).stat().st_size > 500
