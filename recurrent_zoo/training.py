@@ -38,6 +38,25 @@ in memory, which a killed process loses, and after a resume it would only
 know the epochs since. `best.keras` (written atomically whenever val_loss
 improves on the best value in the whole history) survives, and the final
 model is always read from it.
+
+Distributed training (`strategy=`; see `recurrent_zoo.distribute`): the
+model is built and compiled in the strategy's scope and every batch is
+split across the replicas. `batch_size` is the global batch (a multiple of
+the replica count) and the learning rate is not scaled, so the strategy
+changes where the run trains, not what it computes; for that reason it is
+not one of run.json's arguments, and a run may resume under another
+strategy or cluster size. Across several workers the chief writes
+everything above; every other worker keeps the same files for itself in
+`out/workertemp_<index>` (its resume state: its own backup, history and
+vocabulary, for machines that share no disk) and deletes them at the end.
+Before training, the workers compare their states: if the chief's run is
+finished they all stop; if a kill left their backups an epoch apart, the
+one ahead falls back to its previous backup (kept by `double_checkpoint`),
+so they all resume from the same epoch; and they check that they read the
+same data. A worker that dies mid-run makes the others fail within
+seconds (TensorFlow's heartbeats; any collective waits at most
+`collective_timeout`) with a `ClusterError`; rerunning the same command on
+every worker resumes.
 """
 
 from __future__ import annotations
@@ -50,6 +69,8 @@ import math
 import os
 import shutil
 import time
+import types
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +82,14 @@ import tensorflow as tf
 from recurrent_zoo.data import TextClassificationData, load_corpus
 from recurrent_zoo.data.batching import bucketed_dataset
 from recurrent_zoo.data.newsgroups import REMOVABLE
+from recurrent_zoo.distribute import (
+    DEFAULT_COLLECTIVE_TIMEOUT_S,
+    STRATEGIES,
+    ClusterError,
+    Distribution,
+    per_replica_batch_size,
+    translate_cluster_errors,
+)
 from recurrent_zoo.environment import machine_info
 from recurrent_zoo.metrics import classification_report
 from recurrent_zoo.models import ARCHITECTURES, get
@@ -114,6 +143,8 @@ def train(
     remove: Iterable[str] = (),
     overrides: dict[str, Any] | None = None,
     overwrite: bool = False,
+    strategy: str | tf.distribute.Strategy | None = "default",
+    collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT_S,
     command: str | None = None,
     verbose: int = 1,
 ) -> dict:
@@ -130,9 +161,12 @@ def train(
             arguments to resume.
         corpus: the corpus to read; defaults to the task's own.
         epochs: the most epochs to train (early stopping may stop sooner).
-        batch_size: examples per training step.
+        batch_size: examples per training step: the global batch, split
+            evenly across the strategy's replicas (so a multiple of their
+            number).
         learning_rate: the peak learning rate, decayed along a cosine to 0
-            over all `epochs`; defaults to the architecture's.
+            over all `epochs`; defaults to the architecture's. Never scaled
+            with the number of replicas (the batch is global already).
         validation_fraction: share of each training class held out to
             choose the epoch and stop early, in (0, 1).
         patience: epochs without a lower val_loss before stopping.
@@ -146,6 +180,13 @@ def train(
             e.g. `{"units": (32,), "vocabulary_size": 5000}`.
         overwrite: delete a previous run in `out_dir` (finished or not) and
             start afresh.
+        strategy: "default" (or None), "mirrored" (the GPUs of this
+            machine), "multiworker" (the machines `TF_CONFIG` names; run the
+            same call on each), or a `tf.distribute` strategy instance.
+            A multi-worker strategy must be created before TensorFlow runs
+            anything in the process.
+        collective_timeout: for "multiworker", the most seconds a
+            collective waits for the other workers.
         command: the command line that started the run, recorded in
             metrics.json.
         verbose: 0 silent, 1 progress bars and notices.
@@ -156,13 +197,18 @@ def train(
         series, "epoch" numbered from 1), "epochs_run", "best_epoch"
         (from 1), "stopped_early", "train_seconds" (the sum of the finished
         epochs' times), "examples" per split, "arguments", "machine",
-        "date" and "command". If `out_dir` already holds a finished run
-        with the same arguments, its metrics are returned without training.
+        "date", "command" and "distribution" (strategy, replicas, workers,
+        this task). If `out_dir` already holds a finished run with the same
+        arguments, its metrics are returned without training. A non-chief
+        worker returns the metrics it computed itself, written nowhere; or,
+        when the chief had nothing left to train, only "task", "corpus",
+        "arguments" and "distribution".
 
     Raises:
         ValueError: on an invalid argument, or if `out_dir` holds a run with
             other arguments and `overwrite` is False.
         RuntimeError: if no epoch reached a finite validation loss.
+        ClusterError: if a worker died, hung or disagreed with the others.
     """
     out = Path(out_dir)
     arguments = _run_arguments(
@@ -180,24 +226,48 @@ def train(
         remove=remove,
         overrides=overrides,
     )
-    saved = _read_json(out / "run.json")
-    if overwrite:
-        _clear_run(out)
-        saved = None
-    elif saved is not None and saved != arguments:
-        changed = ", ".join(
-            f"{key}: {saved.get(key)!r} -> {arguments.get(key)!r}"
-            for key in sorted(set(saved) | set(arguments))
-            if saved.get(key) != arguments.get(key)
+    if isinstance(strategy, str) and strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    # First: a multi-worker strategy must set up collectives before any op.
+    dist = Distribution.create(strategy, collective_timeout)
+    out = dist.output_dir(out)  # the chief's is `out` itself
+    saved, mistake = None, None
+    try:
+        per_replica_batch_size(arguments["batch_size"], dist.replicas)
+        saved = _read_json(out / "run.json")
+        if overwrite:
+            _clear_run(out)
+            saved = None
+        elif saved is not None and saved != arguments:
+            changed = ", ".join(
+                f"{key}: {saved.get(key)!r} -> {arguments.get(key)!r}"
+                for key in sorted(set(saved) | set(arguments))
+                if saved.get(key) != arguments.get(key)
+            )
+            state = "finished" if load_finished(out) is not None else "unfinished"
+            raise ValueError(
+                f"{out} holds a {state} run with other arguments ({changed}). "
+                "Rerun with the same arguments to resume it, choose another "
+                "output folder, or pass overwrite=True (--overwrite) to start "
+                "afresh."
+            )
+    except ValueError as err:
+        if not dist.multi_worker:
+            raise
+        mistake = err  # told to the other workers first, then raised
+    finished = load_finished(out) if mistake is None else None
+    if dist.multi_worker:
+        outcome = _agree_on_state(
+            dist, out, mistake, saved, finished, epochs, patience, verbose
         )
-        state = "finished" if load_finished(out) is not None else "unfinished"
-        raise ValueError(
-            f"{out} holds a {state} run with other arguments ({changed}). Rerun "
-            "with the same arguments to resume it, choose another output "
-            "folder, or pass overwrite=True (--overwrite) to start afresh."
-        )
-    finished = load_finished(out)
-    if saved is not None and finished is not None:
+        if outcome == "stop":
+            if dist.is_chief:
+                _say(verbose, f"{out} already holds a finished run; not retraining.")
+                return finished
+            shutil.rmtree(out, ignore_errors=True)
+            _say(verbose, f"{dist.task.name}: the chief has nothing left to train.")
+            return _worker_stub(arguments, dist)
+    elif saved is not None and finished is not None:
         _say(verbose, f"{out} already holds a finished run; not retraining.")
         return finished
 
@@ -209,11 +279,14 @@ def train(
         corpus, data, "test", test_max_per_class, seed, remove, full.class_names
     )
     vocabulary = _read_vocabulary(out) if saved is not None else None
-    model = get(
-        task,
-        **{**(overrides or {}), "class_names": full.class_names},
-        vocabulary=vocabulary,
-    )
+    # Built in the strategy's scope: every variable (the custom layers'
+    # too) becomes one mirrored variable, the same on every replica.
+    with dist.scope():
+        model = get(
+            task,
+            **{**(overrides or {}), "class_names": full.class_names},
+            vocabulary=vocabulary,
+        )
     if saved is None:
         # A folder without run.json holds no resumable state: anything in
         # it under our names is a leftover that would mix into this run.
@@ -221,6 +294,8 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "run.json", arguments)
     if vocabulary is None:
+        # Deterministic (ties in frequency go by the word), so workers that
+        # adapt on the same texts agree; checked below.
         model.adapt(train_part.texts)
         _write_vocabulary(out, model.vectorizer.get_vocabulary(False))
 
@@ -230,7 +305,10 @@ def train(
     schedule = keras.optimizers.schedules.CosineDecay(
         arguments["learning_rate"], decay_steps=steps * epochs
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
+    # The optimizer too: Keras ties it to the strategy it is created under.
+    with dist.scope():
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
+    dist.prepare(model)
 
     done = _backup_epoch(out / "backup")
     _trim_history(out / "history.csv", done)
@@ -253,38 +331,48 @@ def train(
         _say(verbose, f"Resuming {out}: {done} of {epochs} epochs done.")
     elif saved is not None:
         _say(verbose, f"Restarting {out}: no epoch had finished.")
+    if dist.multi_worker and not fitted:
+        _agree_on_data(dist, model, len(train_part), len(validation), steps)
     if not fitted:
         finite = [v for v in past_losses if math.isfinite(v)]
-        model.fit(
-            train_ds,
-            validation_data=validation_ds,
-            epochs=epochs,
-            shuffle=False,  # the dataset reshuffles itself every epoch
-            verbose=verbose,
-            callbacks=[
-                # Order matters at each epoch's end: the row is logged
-                # before the backup, so a kill in between reruns a logged
-                # epoch (its row is dropped on resume) rather than losing
-                # one.
-                _EpochRecord(),
-                stopper,
-                _BestModel(out / "best.keras", min(finite) if finite else None),
-                keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-                *_tensorboard(out / "logs", verbose),
-                keras.callbacks.BackupAndRestore(
-                    str(out / "backup"), double_checkpoint=True, delete_checkpoint=False
-                ),
-            ],
-        )
+        with translate_cluster_errors(dist):
+            model.fit(
+                dist.distribute(train_ds),
+                validation_data=dist.distribute(validation_ds),
+                epochs=epochs,
+                shuffle=False,  # the dataset reshuffles itself every epoch
+                verbose=verbose,
+                callbacks=[
+                    # Order matters at each epoch's end: the row is logged
+                    # before the backup, so a kill in between reruns a
+                    # logged epoch (its row is dropped on resume) rather
+                    # than losing one.
+                    _EpochRecord(),
+                    stopper,
+                    _BestModel(out / "best.keras", min(finite) if finite else None),
+                    keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+                    *(_tensorboard(out / "logs", verbose) if dist.is_chief else []),
+                    # Every worker backs up into its own folder: the same
+                    # weights, and no shared disk needed to resume.
+                    keras.callbacks.BackupAndRestore(
+                        str(out / "backup"),
+                        double_checkpoint=True,
+                        delete_checkpoint=False,
+                    ),
+                ],
+            )
 
     if not (out / "best.keras").is_file():
         raise RuntimeError(
             f"no epoch reached a finite validation loss (see {out / 'history.csv'}); "
             "try a lower learning rate"
         )
-    # The test score is taken from the very file that is shipped.
-    _copy_atomically(out / "best.keras", out / "model.keras")
-    final = keras.saving.load_model(out / "model.keras", compile=False)
+    if dist.is_chief:
+        # The test score is taken from the very file that is shipped.
+        _copy_atomically(out / "best.keras", out / "model.keras")
+        final = keras.saving.load_model(out / "model.keras", compile=False)
+    else:
+        final = keras.saving.load_model(out / "best.keras", compile=False)
     true, predicted = _predict(final, test, batch_size=256)
     report = classification_report(true, predicted, test.class_names)
 
@@ -311,7 +399,12 @@ def train(
             timespec="seconds"
         ),
         "command": command,
+        "distribution": dist.describe(),
     }
+    if not dist.is_chief:
+        # Only the chief writes the run; this worker's state goes.
+        shutil.rmtree(out, ignore_errors=True)
+        return metrics
     plot_history(history, out / "curves.png")
     plot_confusion(
         report["confusion_matrix"], report["class_names"], out / "confusion.png"
@@ -447,6 +540,153 @@ class _EpochRecord(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = self._rate
             logs["seconds"] = time.perf_counter() - self._started
+
+
+# ------------------------------------------------------------ several workers
+
+
+def _agree_on_state(
+    dist: Distribution,
+    out: Path,
+    mistake: ValueError | None,
+    saved: dict | None,
+    finished: dict | None,
+    epochs: int,
+    patience: int,
+    verbose: int,
+) -> str:
+    """Brings every worker to the same resume point before anything trains.
+
+    A collective: every worker calls it once, with its own folder's state.
+    A worker that refused to start makes all of them fail (rather than the
+    others waiting for it). If the chief's run is finished, or has nothing
+    left to train, the others have nothing to do. Otherwise all resume from
+    the fewest epochs any worker backed up: a kill between two workers'
+    end-of-epoch backups leaves them one epoch apart, and the one ahead
+    still holds that epoch's state in its previous backup.
+
+    Returns:
+        "stop" when this worker is done (the chief then returns its
+        finished run; it only evaluates when it has nothing left to train
+        but has not finished), else "go".
+
+    Raises:
+        ValueError: `mistake`, this worker's own refusal.
+        ClusterError: if another worker refused, or the backups cannot be
+            brought to one epoch.
+    """
+    done, previous, stopped = 0, -1, False
+    if saved is not None and mistake is None:
+        done, previous = _backup_epochs(out / "backup")
+        _trim_history(out / "history.csv", done)
+        stopped = _stops_early(_read_history(out), patience)
+    rows = dist.gather(
+        [
+            dist.is_chief,
+            mistake is not None,
+            saved is not None and finished is not None,
+            stopped or done >= epochs,
+            done,
+            previous,
+        ]
+    )
+    if mistake is not None:
+        raise mistake
+    if any(row[1] for row in rows):
+        raise ClusterError(
+            "another worker refused to start (its output says why); fix it and "
+            "rerun the same command on every worker"
+        )
+    chief = next(row for row in rows if row[0])
+    if chief[2]:
+        return "stop"
+    if chief[3]:
+        return "go" if dist.is_chief else "stop"
+    target = int(min(row[4] for row in rows))
+    if any(target not in (row[4], row[5]) for row in rows):
+        held = sorted({int(row[4]) for row in rows})
+        raise ClusterError(
+            f"the workers' backups hold different numbers of finished epochs "
+            f"({held}) and cannot be brought to one. A worker without its "
+            "folder (e.g. a replaced machine) needs a copy of the chief's "
+            "run.json, vocabulary.txt, history.csv and backup/ in its "
+            "workertemp_<index> folder of the run folder; or pass --overwrite "
+            "(overwrite=True) on every worker to start afresh"
+        )
+    if done != target:
+        _restore_previous_backup(out / "backup")
+        _trim_history(out / "history.csv", target)
+        _say(
+            verbose,
+            f"{dist.task.name}: back to epoch {target}, where the other "
+            "workers' backups stopped.",
+        )
+    return "go"
+
+
+def _agree_on_data(
+    dist: Distribution,
+    model: keras.Model,
+    train_size: int,
+    validation_size: int,
+    steps: int,
+) -> None:
+    """Fails unless every worker has the same vocabulary and data sizes.
+
+    Workers shard batches of a pipeline each runs in full: on different
+    data (another corpus copy, another `--data`), the parts would not add
+    up to batches, and the step counts might not even match.
+    """
+    words = "\n".join(str(w) for w in model.vectorizer.get_vocabulary(False))
+    mine = [zlib.crc32(words.encode("utf-8")), train_size, validation_size, steps]
+    rows = dist.gather(mine)
+    if len(set(rows)) > 1:
+        seen = "; ".join(
+            f"vocabulary crc32 {int(r[0])}, {int(r[1])} training and {int(r[2])} "
+            f"validation texts, {int(r[3])} steps"
+            for r in rows
+        )
+        raise ClusterError(
+            "the workers read different data; every machine needs the same "
+            f"corpus and the same command ({seen})"
+        )
+
+
+def _worker_stub(arguments: dict, dist: Distribution) -> dict:
+    """What a non-chief worker returns when it had nothing to train."""
+    return {
+        "task": arguments["task"],
+        "corpus": arguments["corpus"],
+        "arguments": arguments,
+        "distribution": dist.describe(),
+    }
+
+
+def _backup_epochs(backup: Path) -> tuple[int, int]:
+    """Finished epochs in the backup and in its previous copy (-1: none)."""
+    previous = _read_json(backup / "training_metadata.json.bkp")
+    return _backup_epoch(backup), int(previous["epoch"]) if previous else -1
+
+
+def _restore_previous_backup(backup: Path) -> None:
+    """Makes BackupAndRestore's previous copy (`double_checkpoint`) current."""
+    # The weights first: the metadata's epoch is what says which state it is.
+    for name in ("latest.weights.h5", "training_metadata.json"):
+        _copy_atomically(backup / f"{name}.bkp", backup / name)
+
+
+def _stops_early(rows: list[dict[str, float]], patience: int) -> bool:
+    """Whether early stopping had stopped after these logged epochs."""
+    stopper = _ResumableEarlyStopping(
+        [row["val_loss"] for row in rows],
+        monitor="val_loss",
+        mode="min",
+        patience=patience,
+    )
+    # The replay only sets `stop_training`; no model is needed for it.
+    stopper.set_model(types.SimpleNamespace(stop_training=False))
+    stopper.on_train_begin()
+    return bool(stopper.model.stop_training)
 
 
 # ----------------------------------------------------------------- helpers

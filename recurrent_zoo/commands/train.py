@@ -2,6 +2,11 @@
 
 Running the same command again after an interruption carries on from the
 last finished epoch; on a finished run it only prints the summary.
+
+`--strategy mirrored` trains on all GPUs of the machine, `--strategy
+multiworker` on every machine `TF_CONFIG` names (run the same command on
+each; the chief writes `--out`). `--batch-size` is the global batch, split
+across all replicas; the learning rate is not scaled.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import shlex
 import sys
 
 from recurrent_zoo.commands.common import add_data_argument, comma_separated
+from recurrent_zoo.distribute import DEFAULT_COLLECTIVE_TIMEOUT_S, STRATEGIES
 
 HELP = "train a prebuilt classifier on its corpus (resumable) and score it on test"
 
@@ -59,11 +65,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the run's folder; rerun with the same one to resume (runs/<task>)",
     )
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="the global batch: split evenly across all replicas (default: 64)",
+    )
     parser.add_argument(
         "--learning-rate",
         type=float,
-        help="peak rate, cosine-decayed to 0 (default: the architecture's)",
+        help=(
+            "peak rate, cosine-decayed to 0; never scaled with the replicas "
+            "(default: the architecture's)"
+        ),
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument(
@@ -88,6 +102,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--sequence-length", type=int)
     model.add_argument("--cell", help="e.g. layer_norm_lstm, lstm, keras_lstm")
     model.add_argument("--dropout", type=float)
+    distributed = parser.add_argument_group("distributed training")
+    distributed.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help=(
+            "default: one device; mirrored: all GPUs of this machine; "
+            "multiworker: the machines in TF_CONFIG, each running this command"
+        ),
+    )
+    distributed.add_argument(
+        "--collective-timeout",
+        type=float,
+        default=DEFAULT_COLLECTIVE_TIMEOUT_S,
+        metavar="SECONDS",
+        help=(
+            "multiworker: fail when the other workers do not answer within "
+            "this time (default: %(default)s)"
+        ),
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -134,6 +168,7 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from recurrent_zoo.distribute import ClusterError
     from recurrent_zoo.training import load_finished, train
 
     out = Path(args.out or f"runs/{args.task}")
@@ -161,12 +196,33 @@ def run(args: argparse.Namespace) -> int:
             remove=removed_parts(args),
             overrides=overrides,
             overwrite=args.overwrite,
+            strategy=args.strategy,
+            collective_timeout=args.collective_timeout,
             command=command_line(args),
             verbose=0 if args.quiet else 1,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"recurrent-zoo train: error: {err}", file=sys.stderr)
         return 2
+    except ClusterError as err:
+        print(f"recurrent-zoo train: error: {err}", file=sys.stderr)
+        return 1
+    distribution = metrics.get("distribution", {})
+    if distribution.get("chief") is False:
+        # A worker, not the chief: it wrote nothing of the run.
+        scored = ""
+        if "test" in metrics:
+            test = metrics["test"]
+            scored = (
+                f": test accuracy {test['accuracy']:.3f}, "
+                f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts"
+            )
+        print(
+            f"train {args.task} ({distribution['task']} of "
+            f"{distribution['workers']}, done){scored}; the chief writes the "
+            f"run to {out}"
+        )
+        return 0
     test = metrics["test"]
     status = "already finished" if already else "done"
     print(
@@ -175,6 +231,11 @@ def run(args: argparse.Namespace) -> int:
         f"{metrics['epochs_run']} epoch(s), best {metrics['best_epoch']}, "
         f"{metrics['train_seconds']:.0f} s of training"
     )
+    if distribution.get("strategy", "default") != "default":
+        print(
+            f"  trained: {distribution['strategy']}, {distribution['replicas']} "
+            f"replica(s) over {distribution['workers']} worker(s)"
+        )
     print(f"  model:   {out / 'model.keras'}")
     print(f"  metrics: {out / 'metrics.json'}")
     print(f"  plots:   {out / 'curves.png'}, {out / 'confusion.png'}")

@@ -9,6 +9,10 @@ Two independent kinds of distribution:
   listens) make the workers ask the chief for trials over gRPC.
 * Within one process, all GPUs of the machine: a `tf.distribute` strategy
   every trial's model is built and trained under.
+
+`enable_memory_growth`, `distribute_text_dataset` and `string_input_safe`
+live in `recurrent_zoo.distribute` (training uses them too) and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from recurrent_zoo.distribute import (
+    distribute_text_dataset,
+    enable_memory_growth,
+    string_input_safe,
+)
 
 __all__ = [
     "DevicePlan",
@@ -132,36 +142,6 @@ def trial_devices() -> DevicePlan:
     return plan_devices(gpus)
 
 
-def enable_memory_growth(config: Any = None) -> list[str]:
-    """Lets TensorFlow take GPU memory as needed instead of all of it.
-
-    Several workers may share a GPU, and every trial builds a model of a
-    different size; grabbing the whole memory up front would starve the
-    others. Must run before TensorFlow first touches a GPU; later calls
-    leave the setting as it was.
-
-    Args:
-        config: the `tf.config` module, or a stand-in for tests.
-
-    Returns:
-        The names of the GPUs set to grow (empty without a GPU, or when
-        TensorFlow was already initialized).
-    """
-    if config is None:
-        import tensorflow as tf
-
-        config = tf.config
-    grown = []
-    for gpu in config.list_physical_devices("GPU"):
-        try:
-            config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            # Already initialized: the devices keep their current setting.
-            return []
-        grown.append(gpu.name)
-    return grown
-
-
 class PatientOracleClient:
     """A worker's oracle client that waits before asking again when idle.
 
@@ -197,66 +177,3 @@ class PatientOracleClient:
             object.__setattr__(self, name, value)
         else:
             setattr(self._client, name, value)
-
-
-def distribute_text_dataset(strategy: Any, dataset: Any) -> Any:
-    """Splits a dataset of raw-text batches across the strategy's replicas.
-
-    Keras would distribute it itself, but prefetching to the devices: string
-    tensors cannot live in GPU memory. The model's first layer turns the
-    strings into ids on the host anyway, so batches are kept there.
-
-    Args:
-        strategy: the trials' `tf.distribute` strategy, or None.
-        dataset: a `tf.data.Dataset` of `(text, label)` batches.
-
-    Returns:
-        The dataset itself without a strategy, else a `DistributedDataset`
-        (Keras accepts both in `fit`, `evaluate` and `validation_data`).
-    """
-    if strategy is None:
-        return dataset
-    import tensorflow as tf
-
-    options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
-    return strategy.experimental_distribute_dataset(dataset, options)
-
-
-def string_input_safe(model: Any) -> Any:
-    """Lets a raw-strings-in model train under a `tf.distribute` strategy.
-
-    Under a strategy, Keras 3's TensorFlow trainer builds the model's
-    metrics and optimizer from a first batch it averages across replicas
-    (`_maybe_symbolic_build` reduces it with "MEAN"), which fails on string
-    inputs ("AddN ... string is not in the list of allowed values"; keras
-    issue #21172). Only the shapes and dtypes of that batch matter, so this
-    model uses the first replica's part instead. Models outside a strategy
-    are returned unchanged.
-
-    Args:
-        model: a Keras model built in (or out of) a strategy scope.
-
-    Returns:
-        The same model.
-    """
-    import tensorflow as tf
-
-    strategy = getattr(model, "_distribute_strategy", None)
-    if strategy is None or not hasattr(model, "_symbolic_build"):
-        return model
-
-    def maybe_symbolic_build(iterator: Any = None, data_batch: Any = None) -> None:
-        if iterator is not None:
-            for _, _, batches in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda x: strategy.experimental_local_results(x)[0],
-                    next(batches),
-                )
-                break
-        with strategy.scope():
-            model._symbolic_build(data_batch=data_batch)
-
-    # Set on the instance, past Keras's attribute tracking: a plain function,
-    # not state, and not saved with the model.
-    object.__setattr__(model, "_maybe_symbolic_build", maybe_symbolic_build)
-    return model
