@@ -127,6 +127,33 @@ def default_jit_compile() -> bool:
     return any(d.device_type != "CPU" for d in tf.config.list_physical_devices())
 
 
+def add_run_arguments(parser) -> None:
+    """The options both layer benchmarks share."""
+    parser.add_argument(
+        "--jit-compile",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="XLA for every candidate (auto: what Keras picks here)",
+    )
+    parser.add_argument("--no-memory", dest="memory", action="store_false")
+    parser.add_argument("--results", type=Path, help="default benchmarks/results")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny smoke run; files only with --results"
+    )
+
+
+def resolve_run_arguments(args) -> None:
+    """`--jit-compile` to a bool; `--results` to the folder to write (None:
+    write nothing, the default of a quick run)."""
+    args.jit_compile = (
+        default_jit_compile()
+        if args.jit_compile == "auto"
+        else args.jit_compile == "true"
+    )
+    if args.results is None and not args.quick:
+        args.results = RESULTS
+
+
 def build_model(
     candidate: Candidate, units: int, steps: int, features: int
 ) -> keras.Model:

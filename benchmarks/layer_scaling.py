@@ -262,22 +262,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument(
-        "--jit-compile", choices=("auto", "true", "false"), default="auto"
-    )
-    parser.add_argument("--no-memory", dest="memory", action="store_false")
-    parser.add_argument("--results", type=Path, help="default benchmarks/results")
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny smoke run; files only with --results"
-    )
+    harness.add_run_arguments(parser)
     args = parser.parse_args(argv)
     for label in args.layers:
         harness.find(label)  # fails early on a typo
-    args.jit_compile = (
-        harness.default_jit_compile()
-        if args.jit_compile == "auto"
-        else args.jit_compile == "true"
-    )
+    harness.resolve_run_arguments(args)
     args.sweeps = {k: v for k, v in SWEEPS.items() if not args.sweep or k in args.sweep}
     if args.quick:
         args.batch, args.steps, args.features, args.units = 2, 4, 3, 4
@@ -308,8 +297,6 @@ def main(argv: list[str] | None = None) -> dict:
             },
         }
         print("memory:", payload["memory"]["peak_mib"], flush=True)
-    if args.results is None and not args.quick:
-        args.results = harness.RESULTS
     if args.results is not None:
         payload = {**record.finish(), **payload}
         harness.write_results(

@@ -192,23 +192,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--calls", type=int, default=2, help="calls per repetition")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument(
-        "--jit-compile",
-        choices=("auto", "true", "false"),
-        default="auto",
-        help="XLA for every candidate (auto: what Keras picks here)",
-    )
-    parser.add_argument("--no-memory", dest="memory", action="store_false")
-    parser.add_argument("--results", type=Path, help="default benchmarks/results")
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny smoke run; files only with --results"
-    )
+    harness.add_run_arguments(parser)
     args = parser.parse_args(argv)
-    args.jit_compile = (
-        harness.default_jit_compile()
-        if args.jit_compile == "auto"
-        else args.jit_compile == "true"
-    )
+    harness.resolve_run_arguments(args)
     if args.quick:
         args.batch, args.steps, args.features, args.units = 4, 6, 3, 5
         args.builds, args.repeats, args.calls, args.warmup = 1, 1, 1, 0
@@ -217,8 +203,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for pair in dict.fromkeys(c.pair for c in harness.candidates(args.pairs)):
         rows += measure_pair([c for c in harness.CANDIDATES if c.pair == pair], args)
     add_ratios(rows)
-    if args.results is None and not args.quick:
-        args.results = harness.RESULTS
     if args.results is not None:
         finished = record.finish()
         payload = {**finished, "arguments": vars(args) | {"results": None},
