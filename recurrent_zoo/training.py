@@ -8,6 +8,9 @@ the best epoch's model on the test split. Everything lands in `out_dir`:
 
     run.json        the run's arguments (a resume must match them)
     vocabulary.txt  the adapted vocabulary, one word per line
+    pretrained.weights.h5, pretraining.json
+                    with `pretrain_epochs`: the classifier after language-
+                    model pretraining, and that stage's history
     history.csv     one row per finished epoch, appended across resumes
     best.keras      the model after the epoch with the lowest val_loss
     backup/         BackupAndRestore's last-epoch state (deleted at the end)
@@ -79,8 +82,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recurrent_zoo.data import TextClassificationData, load_corpus
-from recurrent_zoo.data.batching import bucketed_dataset
+from recurrent_zoo.data import TextClassificationData, load_corpus, load_imdb_unlabeled
+from recurrent_zoo.data.batching import bucketed_dataset, counted_bucketed_dataset
 from recurrent_zoo.data.newsgroups import REMOVABLE
 from recurrent_zoo.distribute import (
     DEFAULT_COLLECTIVE_TIMEOUT_S,
@@ -93,6 +96,7 @@ from recurrent_zoo.distribute import (
 from recurrent_zoo.environment import machine_info
 from recurrent_zoo.metrics import classification_report
 from recurrent_zoo.models import ARCHITECTURES, get
+from recurrent_zoo.models.language_model import pretrain_encoder
 from recurrent_zoo.plots import plot_confusion, plot_history
 
 __all__ = ["evaluate", "infer_corpus", "load_finished", "train"]
@@ -103,6 +107,8 @@ __all__ = ["evaluate", "infer_corpus", "load_finished", "train"]
 _RUN_FILES = (
     "run.json",
     "vocabulary.txt",
+    "pretrained.weights.h5",
+    "pretraining.json",
     "history.csv",
     "best.keras",
     "model.keras",
@@ -111,6 +117,9 @@ _RUN_FILES = (
     "confusion.png",
 )
 _RUN_DIRS = ("backup", "logs")
+# Validation texts whose exact language-model loss is reported while
+# pretraining: a full softmax per word, so a sample is enough.
+_LM_VALIDATION_TEXTS = 500
 
 
 def load_finished(out_dir: str | os.PathLike[str]) -> dict | None:
@@ -142,6 +151,8 @@ def train(
     test_max_per_class: int | None = None,
     remove: Iterable[str] = (),
     overrides: dict[str, Any] | None = None,
+    pretrain_epochs: int = 0,
+    pretrain_learning_rate: float = 2e-3,
     overwrite: bool = False,
     strategy: str | tf.distribute.Strategy | None = "default",
     collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT_S,
@@ -178,6 +189,13 @@ def train(
             "headers", "footers", "quotes".
         overrides: `TextClassifier` arguments replacing the architecture's,
             e.g. `{"units": (32,), "vocabulary_size": 5000}`.
+        pretrain_epochs: if positive, first pretrain the embedding and the
+            first recurrent layer as forward and backward language models
+            (`recurrent_zoo.models.pretrain_encoder`) for this many passes
+            over unlabeled text: the training part (never the validation
+            or test texts) plus, for IMDB, the 50,000 `train/unsup`
+            reviews. Single-replica strategies only.
+        pretrain_learning_rate: Adam's peak rate for that stage.
         overwrite: delete a previous run in `out_dir` (finished or not) and
             start afresh.
         strategy: "default" (or None), "mirrored" (the GPUs of this
@@ -225,11 +243,18 @@ def train(
         test_max_per_class=test_max_per_class,
         remove=remove,
         overrides=overrides,
+        pretrain_epochs=pretrain_epochs,
+        pretrain_learning_rate=pretrain_learning_rate,
     )
     if isinstance(strategy, str) and strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     # First: a multi-worker strategy must set up collectives before any op.
     dist = Distribution.create(strategy, collective_timeout)
+    if arguments.get("pretrain_epochs") and (dist.multi_worker or dist.replicas > 1):
+        raise ValueError(
+            "pretrain_epochs runs on one replica; pretrain with the default "
+            f"strategy, not {dist.describe()['strategy']!r}"
+        )
     out = dist.output_dir(out)  # the chief's is `out` itself
     saved, mistake = None, None
     try:
@@ -299,6 +324,13 @@ def train(
         model.adapt(train_part.texts)
         _write_vocabulary(out, model.vectorizer.get_vocabulary(False))
 
+    done = _backup_epoch(out / "backup")
+    pretraining = None
+    if arguments.get("pretrain_epochs"):
+        pretraining = _pretrain(
+            model, arguments, data, train_part, validation, out, done, seed, verbose
+        )
+
     length = model.sequence_length
     train_ds, steps = _batches(train_part, batch_size, length, seed=seed)
     validation_ds, _ = _batches(validation, 256, length, shuffle=False)
@@ -310,7 +342,6 @@ def train(
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
     dist.prepare(model)
 
-    done = _backup_epoch(out / "backup")
     _trim_history(out / "history.csv", done)
     past_losses = [row["val_loss"] for row in _read_history(out)]
     stopper = _ResumableEarlyStopping(
@@ -387,6 +418,7 @@ def train(
         "best_epoch": None if best is None else best + 1,
         "stopped_early": len(rows) < epochs,
         "train_seconds": float(sum(filter(None, history.get("seconds", [])))),
+        "pretraining": pretraining,
         "examples": {
             "train": len(train_part),
             "validation": len(validation),
@@ -738,8 +770,82 @@ def _run_arguments(task: str, data: Any, **kw: Any) -> dict:
         "remove": remove,
         "overrides": overrides,
     }
+    epochs_lm = int(kw["pretrain_epochs"])
+    if epochs_lm < 0:
+        raise ValueError(f"pretrain_epochs must be >= 0, got {epochs_lm}")
+    if epochs_lm:
+        # Only when used, so runs from before pretraining existed still
+        # resume: their run.json has no such keys.
+        if kw["pretrain_learning_rate"] <= 0:
+            raise ValueError(
+                "pretrain_learning_rate must be positive, got "
+                f"{kw['pretrain_learning_rate']}"
+            )
+        arguments["pretrain_epochs"] = epochs_lm
+        arguments["pretrain_learning_rate"] = float(kw["pretrain_learning_rate"])
     # Tuples become lists, as they will when read back from run.json.
     return json.loads(json.dumps(arguments))
+
+
+def _pretrain(
+    model: Any,
+    arguments: dict,
+    data: Any,
+    train_part: TextClassificationData,
+    validation: TextClassificationData,
+    out: Path,
+    done: int,
+    seed: int,
+    verbose: int,
+) -> dict:
+    """Language-model pretraining before the first epoch, done once per run.
+
+    Its result (the whole classifier's weights) is kept in out, so a resume
+    after it skips it; once an epoch has finished, the backup holds newer
+    weights and this only reports the stage's record.
+    """
+    weights, record = out / "pretrained.weights.h5", out / "pretraining.json"
+    if record.is_file() and weights.is_file():
+        if not done:
+            model.load_weights(weights)
+            _say(verbose, f"Pretrained encoder read from {weights}.")
+        return _read_json(record)
+    texts = list(train_part.texts)
+    unlabeled = 0
+    if arguments["corpus"] == "imdb":
+        # A sliced run (max_per_class) gets as many unlabeled texts as
+        # labeled ones, not all 50,000.
+        cap = None if arguments["max_per_class"] is None else len(texts)
+        extra = load_imdb_unlabeled(data, max_texts=cap)
+        unlabeled = len(extra)
+        texts += extra
+    _say(
+        verbose,
+        f"Pretraining the encoder as a language model on {len(texts)} texts "
+        f"({unlabeled} unlabeled) for {arguments['pretrain_epochs']} epoch(s).",
+    )
+    started = time.perf_counter()
+    history = pretrain_encoder(
+        model,
+        texts,
+        epochs=arguments["pretrain_epochs"],
+        batch_size=arguments["batch_size"],
+        learning_rate=arguments["pretrain_learning_rate"],
+        validation_texts=validation.texts[:_LM_VALIDATION_TEXTS],
+        seed=seed,
+        verbose=verbose,
+    ).history
+    result = {
+        "epochs": arguments["pretrain_epochs"],
+        "texts": len(texts),
+        "unlabeled_texts": unlabeled,
+        "loss": [float(v) for v in history["loss"]],
+        "val_loss": [float(v) for v in history.get("val_loss", [])],
+        "seconds": time.perf_counter() - started,
+    }
+    model.save_weights(weights)
+    _write_json(record, result)  # last: marks the stage as finished
+    return result
 
 
 def _load_split(
@@ -770,21 +876,9 @@ def _batches(
     shuffle: bool = True,
     seed: int | None = None,
 ) -> tuple[tf.data.Dataset, int]:
-    """`bucketed_dataset` with its batch count, which it cannot know itself.
-
-    Bucketing fixes which texts share a bucket, so the count is the same
-    every epoch whatever the shuffle, and one unshuffled pass finds it.
-    Declaring it gives progress bars their length, spares Keras its
-    "ran out of data" warning, and sizes the learning-rate schedule.
-    """
-    count = bucketed_dataset(
-        data.texts, data.labels, batch_size, shuffle=False, max_length=length
-    ).reduce(np.int64(0), lambda n, _: n + 1)
-    ds = bucketed_dataset(
+    return counted_bucketed_dataset(
         data.texts, data.labels, batch_size, shuffle, seed, max_length=length
     )
-    steps = int(count)
-    return ds.apply(tf.data.experimental.assert_cardinality(steps)), steps
 
 
 def _predict(

@@ -195,6 +195,11 @@ def test_corpus_is_inferred_from_class_names():
         (dict(validation_fraction=1.0), "validation_fraction"),
         (dict(epochs=0), "epochs"),
         (dict(overrides={"class_names": ("a", "b")}), "come from the data"),
+        (dict(pretrain_epochs=-1), "pretrain_epochs must be >= 0, got -1"),
+        (
+            dict(pretrain_epochs=1, pretrain_learning_rate=0.0),
+            "pretrain_learning_rate must be positive, got 0.0",
+        ),
     ],
 )
 def test_bad_arguments_fail_before_anything_is_written(tmp_path, kwargs, message):

@@ -102,6 +102,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--sequence-length", type=int)
     model.add_argument("--cell", help="e.g. layer_norm_lstm, lstm, keras_lstm")
     model.add_argument("--dropout", type=float)
+    pretraining = parser.add_argument_group(
+        "language-model pretraining (Dai & Le 2015)"
+    )
+    pretraining.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        help=(
+            "first pretrain the embedding and first recurrent layer as "
+            "forward/backward language models for this many passes over the "
+            "training texts (plus IMDB's train/unsup reviews); default: none"
+        ),
+    )
+    pretraining.add_argument(
+        "--pretrain-learning-rate",
+        type=float,
+        help="Adam's peak rate while pretraining (default: 2e-3)",
+    )
     distributed = parser.add_argument_group("distributed training")
     distributed.add_argument(
         "--strategy",
@@ -195,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
             test_max_per_class=args.test_max_per_class,
             remove=removed_parts(args),
             overrides=overrides,
+            pretrain_epochs=args.pretrain_epochs or 0,
+            pretrain_learning_rate=args.pretrain_learning_rate or 2e-3,
             overwrite=args.overwrite,
             strategy=args.strategy,
             collective_timeout=args.collective_timeout,
@@ -230,6 +249,11 @@ def run(args: argparse.Namespace) -> int:
         f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts; "
         f"{metrics['epochs_run']} epoch(s), best {metrics['best_epoch']}, "
         f"{metrics['train_seconds']:.0f} s of training"
+        + (
+            f" after {metrics['pretraining']['seconds']:.0f} s of pretraining"
+            if metrics.get("pretraining")
+            else ""
+        )
     )
     if distribution.get("strategy", "default") != "default":
         print(

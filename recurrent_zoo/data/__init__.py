@@ -6,7 +6,7 @@ Named corpora are read from their original distributions (`load_imdb`,
 `load_corpus` picks the loader by name for commands.
 """
 
-from recurrent_zoo.data.imdb import load_imdb
+from recurrent_zoo.data.imdb import load_imdb, load_imdb_unlabeled
 from recurrent_zoo.data.newsgroups import load_newsgroups
 from recurrent_zoo.data.registry import CORPORA, load_corpus
 from recurrent_zoo.data.text_data import TextClassificationData
@@ -17,6 +17,7 @@ __all__ = [
     "TextClassificationData",
     "load_corpus",
     "load_imdb",
+    "load_imdb_unlabeled",
     "load_newsgroups",
     "load_table",
     "load_text_folder",

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["bucketed_dataset"]
+__all__ = ["bucketed_dataset", "counted_bucketed_dataset"]
 
 
 def bucketed_dataset(
     texts: Sequence[str],
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     batch_size: int,
     shuffle: bool = True,
     seed: int | None = None,
@@ -30,7 +30,8 @@ def bucketed_dataset(
 
     Args:
         texts: the documents.
-        labels: their labels, one per text.
+        labels: their labels, one per text; None for unlabeled texts (e.g.
+            language-model pretraining), which gives batches of texts only.
         batch_size: examples per batch (a bucket's last batch may be smaller).
         shuffle: reshuffle every epoch (the examples, then the order in which
             buckets fill). False keeps evaluation deterministic.
@@ -41,7 +42,8 @@ def bucketed_dataset(
             model cuts texts there anyway).
 
     Returns:
-        A `tf.data.Dataset` of `(string (batch,), label (batch,))`.
+        A `tf.data.Dataset` of `(string (batch,), label (batch,))`, or of
+        `string (batch,)` when `labels` is None.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -51,6 +53,9 @@ def bucketed_dataset(
             f"{bucket_width} and {max_length}"
         )
     texts_t = tf.constant(list(texts), dtype=tf.string, shape=[len(texts)])
+    unlabeled = labels is None
+    if unlabeled:
+        labels = np.zeros(len(texts), "int32")
     ds = tf.data.Dataset.from_tensor_slices((texts_t, np.asarray(labels)))
     if shuffle and len(texts):
         ds = ds.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
@@ -66,4 +71,34 @@ def bucketed_dataset(
         # Buckets fill in length order within a pass; mixing a few batches
         # keeps consecutive steps from all being short or all long.
         ds = ds.shuffle(64, seed=seed, reshuffle_each_iteration=True)
+    if unlabeled:
+        ds = ds.map(lambda text, label: text)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def counted_bucketed_dataset(
+    texts: Sequence[str],
+    labels: np.ndarray | None,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int | None = None,
+    max_length: int = 400,
+) -> tuple[tf.data.Dataset, int]:
+    """`bucketed_dataset` with its batch count, which it cannot know itself.
+
+    Bucketing fixes which texts share a bucket, so the count is the same
+    every epoch whatever the shuffle, and one unshuffled pass finds it.
+    Declaring it gives progress bars their length, spares Keras its
+    "ran out of data" warning, and sizes learning-rate schedules.
+
+    Returns:
+        The dataset (its cardinality declared) and its number of batches.
+    """
+    count = bucketed_dataset(
+        texts, labels, batch_size, shuffle=False, max_length=max_length
+    ).reduce(np.int64(0), lambda n, _: n + 1)
+    ds = bucketed_dataset(
+        texts, labels, batch_size, shuffle, seed, max_length=max_length
+    )
+    steps = int(count)
+    return ds.apply(tf.data.experimental.assert_cardinality(steps)), steps

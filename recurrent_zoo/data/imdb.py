@@ -22,7 +22,7 @@ from recurrent_zoo.data.text_data import (
     read_to_end,
 )
 
-__all__ = ["CLASS_NAMES", "load_imdb"]
+__all__ = ["CLASS_NAMES", "load_imdb", "load_imdb_unlabeled"]
 
 CLASS_NAMES: tuple[str, ...] = ("neg", "pos")
 SPLITS = ("train", "test")
@@ -110,6 +110,78 @@ def load_imdb(
         labels=np.asarray(labels, dtype=np.int32)[order],
         class_names=CLASS_NAMES,
     )
+
+
+def load_imdb_unlabeled(
+    source: str | os.PathLike[str] | None = None,
+    max_texts: int | None = None,
+    clean: bool = True,
+) -> list[str]:
+    """The 50,000 unlabeled `train/unsup` reviews, for pretraining only.
+
+    They are a separate split with no labels and no overlap with
+    `train/{neg,pos}` or `test`; `load_imdb` never reads them.
+
+    Args:
+        source: as `load_imdb`'s (archive, folders, or None for
+            `tensorflow_datasets`' "unsupervised" split).
+        max_texts: keep at most this many (the first in file-name order for
+            a folder, member order for the archive, TFDS order otherwise).
+        clean: Replace `<br />` line-break markup with a space.
+
+    Returns:
+        The reviews, in file-name order.
+
+    Raises:
+        ValueError: on a non-positive `max_texts`, an unreadable archive or
+            a missing or empty `aclImdb/train/unsup` folder.
+        FileNotFoundError: if `source` does not exist.
+    """
+    if max_texts is not None and max_texts < 1:
+        raise ValueError(f"max_texts must be positive, got {max_texts}")
+    if source is None:
+        import tensorflow_datasets as tfds
+
+        ds = tfds.load("imdb_reviews", split="unsupervised", as_supervised=True)
+        if max_texts is not None:
+            ds = ds.take(max_texts)
+        rows = enumerate(ds.as_numpy_iterator())
+        raw = [(f"{i:08d}", bytes(text)) for i, (text, _) in rows]
+        where = "tensorflow_datasets imdb_reviews[unsupervised]"
+    else:
+        kind, path = _resolve_source(Path(source).expanduser())
+        where = str(path)
+        if kind == "archive":
+            raw = _read_archive_folder(path, f"{_TOP}/train/unsup", max_texts)
+        else:
+            folder = path / "train" / "unsup"
+            files = sorted(folder.glob("*.txt"), key=lambda p: p.name)
+            raw = [(p.name, p.read_bytes()) for p in files[:max_texts]]
+    if not raw:
+        raise ValueError(
+            f"no review files (*.txt) under '{_TOP}/train/unsup' in {where}"
+        )
+    texts = _decode([payload for _, payload in sorted(raw)], where)
+    return [_BR.sub(" ", text) for text in texts] if clean else texts
+
+
+def _read_archive_folder(
+    path: Path, wanted: str, max_texts: int | None
+) -> list[tuple[str, bytes]]:
+    found = []
+    with open_archive(path) as archive:
+        for member in archive:
+            folder, _, filename = member.name.removeprefix("./").rpartition("/")
+            if folder != wanted or not member.isfile() or not filename.endswith(".txt"):
+                continue
+            reader = archive.extractfile(member)
+            assert reader is not None  # regular files always have a reader
+            found.append((filename, reader.read()))
+            if max_texts is not None and len(found) >= max_texts:
+                break
+        else:
+            read_to_end(archive)
+    return found
 
 
 def _resolve_source(path: Path) -> tuple[str, Path]:

@@ -1,5 +1,6 @@
 """Prebuilt recurrent text classifiers and their trained presets."""
 
+from recurrent_zoo.models.language_model import EncoderLanguageModel, pretrain_encoder
 from recurrent_zoo.models.registry import (
     ARCHITECTURES,
     from_preset,
@@ -12,9 +13,11 @@ from recurrent_zoo.models.text_classifier import CELLS, TextClassifier
 __all__ = [
     "ARCHITECTURES",
     "CELLS",
+    "EncoderLanguageModel",
     "TextClassifier",
     "from_preset",
     "get",
     "list_models",
     "list_presets",
+    "pretrain_encoder",
 ]

@@ -184,3 +184,17 @@ def test_remove_options_and_command_line_round_trip():
     for bad in (["--remove", "signatures"], ["--units", "64,x"]):
         with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
             parser.parse_args(["train", "topic", *bad])
+
+
+def test_pretraining_options_round_trip_through_the_recorded_command():
+    argv = ["train", "sentiment", "--pretrain-epochs", "4"]
+    argv += ["--pretrain-learning-rate", "0.001"]
+    args = build_parser().parse_args(argv)
+    assert (args.pretrain_epochs, args.pretrain_learning_rate) == (4, 1e-3)
+    words = shlex.split(command_line(args))
+    assert words[words.index("--pretrain-epochs") + 1] == "4"
+    again = build_parser().parse_args(words[1:])
+    assert (again.pretrain_epochs, again.pretrain_learning_rate) == (4, 1e-3)
+    # Not asked for: not in the command (it defaults to no pretraining).
+    plain = command_line(build_parser().parse_args(["train", "sentiment"]))
+    assert "--pretrain" not in plain

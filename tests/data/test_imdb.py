@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from recurrent_zoo.data import TextClassificationData, load_imdb
+from recurrent_zoo.data import TextClassificationData, load_imdb, load_imdb_unlabeled
 
 N = 40  # reviews per class read from the real archive: keeps the file fast
 FOLDERS = [(s, c) for s in ("test", "train") for c in ("neg", "pos")]
@@ -316,3 +316,34 @@ def test_data_is_read_only(train_slice):
         train_slice.labels[0] = 1
     with pytest.raises(AttributeError):
         train_slice.texts = []
+
+
+# --- train/unsup, for pretraining only ----------------------------------------
+
+
+def test_unlabeled_reads_only_unsup_from_folder_and_archive(tmp_path, reference):
+    tree = _build_tree(tmp_path / "x", reference)
+    (tree / "train" / "unsup" / "10_0.txt").write_text("Second.<br />Unlabeled.")
+    packed = _pack(tree, tmp_path / "aclImdb.tar.gz", shuffle_members=True)
+    expected = ["UNSUP review that must never be labeled.", "Second. Unlabeled."]
+    assert load_imdb_unlabeled(tree) == expected  # file-name order: 0_0, 10_0
+    assert load_imdb_unlabeled(packed) == expected
+    assert load_imdb_unlabeled(tree, max_texts=1) == expected[:1]
+    assert load_imdb_unlabeled(tree, clean=False)[1] == "Second.<br />Unlabeled."
+    labeled = load_imdb(tree, split="train").texts + load_imdb(tree, "test").texts
+    assert not set(expected) & set(labeled)
+
+
+def test_unlabeled_real_archive_slice(archive):
+    texts = load_imdb_unlabeled(archive, max_texts=5)
+    assert len(texts) == 5 and all(len(t.split()) > 5 for t in texts)
+    assert not any("<br" in t for t in texts)
+
+
+def test_unlabeled_errors(tmp_path, reference):
+    with pytest.raises(ValueError, match="max_texts must be positive, got 0"):
+        load_imdb_unlabeled(tmp_path, max_texts=0)
+    tree = _build_tree(tmp_path / "x", reference)
+    (tree / "train" / "unsup" / "0_0.txt").unlink()
+    with pytest.raises(ValueError, match=r"no review files .*train/unsup"):
+        load_imdb_unlabeled(tree)

@@ -17,6 +17,7 @@ MODULES = [
     "recurrent_zoo.layers.simple_rnn",
     "recurrent_zoo.layers.simple_rnn_cell",
     "recurrent_zoo.layers.trim_padding",
+    "recurrent_zoo.models.language_model",
     "recurrent_zoo.models.registry",
     "recurrent_zoo.models.text_classifier",
 ]
