@@ -82,7 +82,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recurrent_zoo.data import TextClassificationData, load_corpus, load_imdb_unlabeled
+from recurrent_zoo.data import TextClassificationData, load_corpus, load_unlabeled
 from recurrent_zoo.data.batching import bucketed_dataset, counted_bucketed_dataset
 from recurrent_zoo.data.newsgroups import REMOVABLE
 from recurrent_zoo.distribute import (
@@ -810,15 +810,12 @@ def _pretrain(
             model.load_weights(weights)
             _say(verbose, f"Pretrained encoder read from {weights}.")
         return _read_json(record)
-    texts = list(train_part.texts)
-    unlabeled = 0
-    if arguments["corpus"] == "imdb":
-        # A sliced run (max_per_class) gets as many unlabeled texts as
-        # labeled ones, not all 50,000.
-        cap = None if arguments["max_per_class"] is None else len(texts)
-        extra = load_imdb_unlabeled(data, max_texts=cap)
-        unlabeled = len(extra)
-        texts += extra
+    # A sliced run (max_per_class) gets as many unlabeled texts as labeled
+    # ones, not all 50,000 of IMDB's.
+    cap = None if arguments["max_per_class"] is None else len(train_part)
+    extra = load_unlabeled(arguments["corpus"], data, max_texts=cap)
+    unlabeled = len(extra)
+    texts = list(train_part.texts) + extra
     _say(
         verbose,
         f"Pretraining the encoder as a language model on {len(texts)} texts "

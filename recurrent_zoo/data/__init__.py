@@ -8,7 +8,7 @@ Named corpora are read from their original distributions (`load_imdb`,
 
 from recurrent_zoo.data.imdb import load_imdb, load_imdb_unlabeled
 from recurrent_zoo.data.newsgroups import load_newsgroups
-from recurrent_zoo.data.registry import CORPORA, load_corpus
+from recurrent_zoo.data.registry import CORPORA, load_corpus, load_unlabeled
 from recurrent_zoo.data.text_data import TextClassificationData
 from recurrent_zoo.data.text_files import load_table, load_text_folder
 
@@ -21,4 +21,5 @@ __all__ = [
     "load_newsgroups",
     "load_table",
     "load_text_folder",
+    "load_unlabeled",
 ]

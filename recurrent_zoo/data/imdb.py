@@ -170,13 +170,8 @@ def _read_archive_folder(
 ) -> list[tuple[str, bytes]]:
     found = []
     with open_archive(path) as archive:
-        for member in archive:
-            folder, _, filename = member.name.removeprefix("./").rpartition("/")
-            if folder != wanted or not member.isfile() or not filename.endswith(".txt"):
-                continue
-            reader = archive.extractfile(member)
-            assert reader is not None  # regular files always have a reader
-            found.append((filename, reader.read()))
+        for _, filename, member in _txt_members(archive, {wanted}):
+            found.append((filename, _read_member(archive, member)))
             if max_texts is not None and len(found) >= max_texts:
                 break
         else:
@@ -203,23 +198,25 @@ def _resolve_source(path: Path) -> tuple[str, Path]:
 _PerClass = dict[str, list[tuple[str, bytes]]]
 
 
+def _txt_members(archive, folders: set[str]):
+    """(folder, file name, member) of every `*.txt` file directly in `folders`."""
+    for member in archive:
+        folder, _, filename = member.name.removeprefix("./").rpartition("/")
+        if folder in folders and member.isfile() and filename.endswith(".txt"):
+            yield folder, filename, member
+
+
 def _read_archive(path: Path, split: str, max_per_class: int | None) -> _PerClass:
     wanted = {f"{_TOP}/{split}/{name}": name for name in CLASS_NAMES}
     per_class: _PerClass = {name: [] for name in CLASS_NAMES}
     with open_archive(path) as archive:
         # One sequential pass: gzip cannot seek backwards cheaply, and member
         # bytes are only read (decompressed into memory) for wanted files.
-        for member in archive:
-            folder, _, filename = member.name.removeprefix("./").rpartition("/")
-            name = wanted.get(folder)
-            if name is None or not member.isfile() or not filename.endswith(".txt"):
-                continue
-            bucket = per_class[name]
+        for folder, filename, member in _txt_members(archive, set(wanted)):
+            bucket = per_class[wanted[folder]]
             if max_per_class is not None and len(bucket) >= max_per_class:
                 continue
-            reader = archive.extractfile(member)
-            assert reader is not None  # regular files always have a reader
-            bucket.append((filename, reader.read()))
+            bucket.append((filename, _read_member(archive, member)))
             if max_per_class is not None and all(
                 len(b) >= max_per_class for b in per_class.values()
             ):
@@ -228,6 +225,12 @@ def _read_archive(path: Path, split: str, max_per_class: int | None) -> _PerClas
             read_to_end(archive)  # a full pass: let gzip verify its checksum
     _check_nonempty(per_class, split, f"archive {path}")
     return per_class
+
+
+def _read_member(archive, member) -> bytes:
+    reader = archive.extractfile(member)
+    assert reader is not None  # regular files always have a reader
+    return reader.read()
 
 
 def _read_folder(root: Path, split: str, max_per_class: int | None) -> _PerClass:

@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recurrent_zoo.data.imdb import load_imdb
+from recurrent_zoo.data.imdb import load_imdb, load_imdb_unlabeled
 from recurrent_zoo.data.newsgroups import load_newsgroups
 from recurrent_zoo.data.text_data import TextClassificationData
 from recurrent_zoo.data.text_files import TABLE_SUFFIXES, load_table, load_text_folder
 
-__all__ = ["CORPORA", "load_corpus"]
+__all__ = ["CORPORA", "load_corpus", "load_unlabeled"]
 
 CORPORA: tuple[str, ...] = ("imdb", "20newsgroups", "folder", "table")
 # Folder names that mark a split layout (`data/<split>/<class>/...`): their
@@ -78,6 +78,26 @@ def load_corpus(
     if corpus == "folder":
         return load_text_folder(_folder_for(path, split), **kwargs)
     return load_table(_table_for(path, split), **kwargs)
+
+
+def load_unlabeled(
+    corpus: str, data: str | os.PathLike[str] | None, max_texts: int | None = None
+) -> list[str]:
+    """The unlabeled texts a corpus ships beside its splits, for pretraining.
+
+    Only IMDB has some (`train/unsup`, `load_imdb_unlabeled`); every other
+    corpus gives an empty list.
+
+    Args:
+        corpus: One of `CORPORA`.
+        data: As `load_corpus`'s.
+        max_texts: Keep at most this many.
+    """
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; available: {list(CORPORA)}")
+    if corpus == "imdb":
+        return load_imdb_unlabeled(data, max_texts=max_texts)
+    return []
 
 
 def _folder_for(path: Path, split: str) -> Path:

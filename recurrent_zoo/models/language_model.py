@@ -16,6 +16,12 @@ from recurrent_zoo.models.text_classifier import TextClassifier
 __all__ = ["EncoderLanguageModel", "pretrain_encoder"]
 
 
+def _mean(losses):
+    # A batch of one-word texts has no pairs: its loss is 0, not NaN.
+    count = tf.cast(tf.size(losses), losses.dtype)
+    return tf.math.divide_no_nan(tf.reduce_sum(losses), count)
+
+
 class EncoderLanguageModel(keras.Model):
     """Next-word and previous-word language models over a classifier's encoder.
 
@@ -134,10 +140,7 @@ class EncoderLanguageModel(keras.Model):
     def _exact_loss(self, hidden, targets):
         logits = tf.matmul(hidden, self.softmax_kernel, transpose_b=True)
         logits = logits + self.softmax_bias
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
-        # A batch of one-word texts has no pairs: its loss is 0, not NaN.
-        count = tf.cast(tf.size(losses), losses.dtype)
-        return tf.math.divide_no_nan(tf.reduce_sum(losses), count)
+        return _mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
 
     def call(self, texts: Any, training: bool | None = None) -> Any:
         hidden, targets = self._pairs(texts, training)
@@ -167,8 +170,7 @@ class EncoderLanguageModel(keras.Model):
             num_sampled=self.num_sampled,
             num_classes=self.vocabulary_size,
         )
-        count = tf.cast(tf.size(losses), losses.dtype)
-        return tf.math.divide_no_nan(tf.reduce_sum(losses), count)
+        return _mean(losses)
 
     def test_step(self, data: Any) -> dict:
         texts = data[0] if isinstance(data, tuple) else data

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import recurrent_zoo.data.registry as registry
-from recurrent_zoo.data import CORPORA, load_corpus
+from recurrent_zoo.data import CORPORA, load_corpus, load_unlabeled
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:
@@ -90,3 +90,14 @@ def test_unknown_keyword_is_a_type_error(tmp_path):
     root = _tree(tmp_path, {"a/1": "x", "b/1": "y"})
     with pytest.raises(TypeError, match="remove"):
         load_corpus("folder", root, "train", remove=("headers",))
+
+
+def test_only_imdb_has_unlabeled_texts(tmp_path):
+    tree = tmp_path / "aclImdb" / "train" / "unsup"
+    tree.mkdir(parents=True)
+    (tree / "0_0.txt").write_text("Unlabeled.<br />Review.")
+    assert load_unlabeled("imdb", tmp_path) == ["Unlabeled. Review."]
+    assert load_unlabeled("20newsgroups", tmp_path) == []
+    assert load_unlabeled("folder", tmp_path) == []
+    with pytest.raises(ValueError, match="unknown corpus 'poems'"):
+        load_unlabeled("poems", tmp_path)
