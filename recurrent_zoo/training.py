@@ -318,10 +318,12 @@ def train(
         _clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "run.json", arguments)
+    # Deterministic (ties in frequency go by the word), so workers that
+    # adapt on the same texts agree; checked below. A vocabulary read back
+    # is kept; adapt then only sets what else comes from the training texts
+    # (the bag of words' IDF), which a restored backup overwrites anyway.
+    model.adapt(train_part.texts)
     if vocabulary is None:
-        # Deterministic (ties in frequency go by the word), so workers that
-        # adapt on the same texts agree; checked below.
-        model.adapt(train_part.texts)
         _write_vocabulary(out, model.vectorizer.get_vocabulary(False))
 
     done = _backup_epoch(out / "backup")

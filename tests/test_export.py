@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from recurrent_zoo import export as rz_export
-from recurrent_zoo.data import load_imdb
+from recurrent_zoo.data import load_corpus, load_imdb
 from recurrent_zoo.export import (
     export_saved_model,
     find_saved_model,
@@ -466,3 +466,23 @@ def test_bytes_are_repaired_before_any_layer_reads_them():
     # "ab\xff" is read as "ab\ufffd": three characters, like "abc".
     expected = 1 / (1 + np.exp(-0.3))
     np.testing.assert_allclose(out["probabilities"][:, 1], [expected] * 2, rtol=1e-6)
+
+
+def test_wide_and_deep_topic_model_serves_its_probabilities(shared_data, tmp_path):
+    posts = load_corpus("20newsgroups", shared_data, "train", max_per_class=4)
+    model = _tiny(
+        "topic",
+        texts=posts.texts,
+        labels=posts.labels,
+        class_names=posts.class_names,
+        bag_of_words=True,
+    )
+    assert np.abs(model.get_layer("wide_logits").get_weights()[0]).max() > 0
+    base = tmp_path / "topic"
+    export_saved_model(model, base)
+    loaded = tf.saved_model.load(str(base / "1"))
+    texts = [*posts.texts[:5], "", "orbit shuttle launch"]
+    out = _serve(loaded.signatures["serving_default"], texts)
+    np.testing.assert_allclose(
+        out["probabilities"], model.predict_proba(texts), atol=1e-5
+    )

@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,3 +223,37 @@ def test_overwrite_deletes_the_previous_run_and_nothing_else(tmp_path):
     with pytest.raises(FileNotFoundError):
         train("sentiment", tmp_path / "no-data", out, overwrite=True, verbose=0)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_restart_with_the_vocabulary_read_back_still_adapts_the_idf(
+    shared_data, tmp_path
+):
+    # A run killed in its first epoch leaves run.json and vocabulary.txt but
+    # no weights: the restart reads the vocabulary back and must still set
+    # the bag of words' IDF from the training texts, not train with IDF 1.
+    out = tmp_path / "run"
+    kwargs = dict(
+        corpus="20newsgroups",
+        epochs=1,
+        max_per_class=3,
+        test_max_per_class=1,
+        overrides=dict(
+            units=(2,),
+            embedding_dim=4,
+            attention_units=2,
+            vocabulary_size=300,
+            sequence_length=20,
+            bag_of_words=True,
+        ),
+        verbose=0,
+    )
+    train("topic", shared_data, out, **kwargs)
+    first = keras.saving.load_model(out / "model.keras", compile=False)
+    for path in out.iterdir():
+        if path.name not in ("run.json", "vocabulary.txt"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    train("topic", shared_data, out, **kwargs)
+    again = keras.saving.load_model(out / "model.keras", compile=False)
+    idf = again.get_layer("bag_of_words").idf.numpy()
+    assert len(set(idf[2:].tolist())) > 1
+    np.testing.assert_array_equal(idf, first.get_layer("bag_of_words").idf.numpy())

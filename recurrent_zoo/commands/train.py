@@ -102,6 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--sequence-length", type=int)
     model.add_argument("--cell", help="e.g. layer_norm_lstm, lstm, keras_lstm")
     model.add_argument("--dropout", type=float)
+    model.add_argument(
+        "--bag-of-words",
+        action=argparse.BooleanOptionalAction,
+        help=(
+            "add a linear model over the TF-IDF bag of words to the head's "
+            "logits (wide & deep)"
+        ),
+    )
     pretraining = parser.add_argument_group(
         "language-model pretraining (Dai & Le 2015)"
     )
@@ -154,6 +162,7 @@ _MODEL_OPTIONS = (
     "sequence_length",
     "cell",
     "dropout",
+    "bag_of_words",
 )
 
 
@@ -170,7 +179,11 @@ def command_line(args: argparse.Namespace) -> str:
     skip = {"task", "handler", "command", "remove"}
     skip |= {f"remove_{part}" for part in REMOVABLE}
     for name, value in vars(args).items():
-        if name in skip or value is None or value is False:
+        if name in skip or value is None:
+            continue
+        if value is False:
+            if name in _MODEL_OPTIONS:  # a --no-... switch
+                words.append("--no-" + name.replace("_", "-"))
             continue
         words.append("--" + name.replace("_", "-"))
         if isinstance(value, tuple):

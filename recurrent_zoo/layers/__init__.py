@@ -1,6 +1,8 @@
-"""Keras layers: SimpleRNN, LayerNormLSTM, Bidirectional, Bahdanau attention."""
+"""Keras layers: SimpleRNN, LayerNormLSTM, Bidirectional, Bahdanau attention,
+and the text classifier's helpers (attention pooling, TF-IDF bag of words)."""
 
 from recurrent_zoo.layers.attention_pooling import AttentionPooling
+from recurrent_zoo.layers.bag_of_words import TfIdfBagOfWords
 from recurrent_zoo.layers.bahdanau_attention import BahdanauAttention
 from recurrent_zoo.layers.bidirectional import Bidirectional
 from recurrent_zoo.layers.layer_norm_lstm import LayerNormLSTM
@@ -16,4 +18,5 @@ __all__ = [
     "LayerNormLSTMCell",
     "SimpleRNN",
     "SimpleRNNCell",
+    "TfIdfBagOfWords",
 ]

@@ -277,7 +277,10 @@ class TextClassifierHyperModel(kt.HyperModel):
     def fit(
         self, hp: kt.HyperParameters, model: TextClassifier, *args: Any, **kwargs: Any
     ) -> keras.callbacks.History:
-        """`model.fit`, adapting the vocabulary first if none was given.
+        """`model.fit`, after adapting the model to the training texts.
+
+        Adapting builds the vocabulary if none was given, and the IDF
+        weights if the model has a bag of words.
 
         Args:
             hp: the trial's hyperparameters.
@@ -289,7 +292,9 @@ class TextClassifierHyperModel(kt.HyperModel):
         Returns:
             The `History` of the fit.
         """
-        if self.vocabulary is None:
+        # With a vocabulary given, adapt keeps it and only sets the bag of
+        # words' IDF (if the model has one).
+        if self.vocabulary is None or model.bag_of_words:
             data = args[0] if args else kwargs["x"]
             model.adapt(data.map(lambda text, label: text))
         return model.fit(*args, **kwargs)

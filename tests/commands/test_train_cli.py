@@ -198,3 +198,17 @@ def test_pretraining_options_round_trip_through_the_recorded_command():
     # Not asked for: not in the command (it defaults to no pretraining).
     plain = command_line(build_parser().parse_args(["train", "sentiment"]))
     assert "--pretrain" not in plain
+
+
+@pytest.mark.parametrize(
+    "flag, value", [("--bag-of-words", True), ("--no-bag-of-words", False)]
+)
+def test_bag_of_words_switch_round_trips_through_the_recorded_command(flag, value):
+    args = build_parser().parse_args(["train", "topic", flag])
+    assert args.bag_of_words is value
+    words = shlex.split(command_line(args))
+    assert flag in words
+    assert build_parser().parse_args(words[1:]).bag_of_words is value
+    # Unset: the architecture's default, and nothing in the command.
+    plain = build_parser().parse_args(["train", "topic"])
+    assert plain.bag_of_words is None and "bag-of-words" not in command_line(plain)

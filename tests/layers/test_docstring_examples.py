@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "recurrent_zoo.layers.attention_pooling",
+    "recurrent_zoo.layers.bag_of_words",
     "recurrent_zoo.layers.bahdanau_attention",
     "recurrent_zoo.layers.bidirectional",
     "recurrent_zoo.layers.hashed_bigrams",

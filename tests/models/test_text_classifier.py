@@ -1,11 +1,15 @@
 """TextClassifier: wiring, numbers, saving and the registry."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recurrent_zoo.data import load_imdb
 from recurrent_zoo.models import CELLS, TextClassifier, get, list_models
+from recurrent_zoo.models.standardize import standardize_text
 
 TINY = dict(
     vocabulary_size=300,
@@ -46,6 +50,7 @@ def reviews(shared_data):
         ({"dropout": 1.5}, "1.5"),
         ({"embedding_dim": -2}, "-2"),
         ({"bigram_buckets": -1}, "-1"),
+        ({"bag_of_words": "yes"}, "'yes'"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, quoted):
@@ -85,6 +90,46 @@ def test_padding_never_changes_a_prediction(cell, bigram_buckets):
     np.testing.assert_allclose(alone, batched, atol=1e-6)
 
 
+def test_padding_never_changes_a_wide_and_deep_prediction():
+    model = tiny(class_names=["a", "b", "c"], bag_of_words=True)
+    model.get_layer("wide_logits").set_weights(
+        [np.random.default_rng(0).normal(size=(300, 3))]
+    )
+    short, long = "great acting", " ".join(["a good film"] * 8)
+    np.testing.assert_allclose(
+        model.predict_proba([short]), model.predict_proba([short, long])[:1], atol=1e-6
+    )
+
+
+def test_bag_of_words_adds_a_linear_tfidf_model_to_the_logits():
+    model = tiny(class_names=["a", "b", "c"], bag_of_words=True)
+    # With the deep part's logits zeroed, what is left is softmax(U tfidf):
+    # the linear model over scikit-learn's TF-IDF of the standardized words.
+    deep = model.get_layer("deep_logits")
+    deep.set_weights([np.zeros_like(w) for w in deep.get_weights()])
+    wide = np.random.default_rng(1).normal(size=(300, 3))
+    model.get_layer("wide_logits").set_weights([wide])
+    words = [t.decode() for t in standardize_text(np.array(TEXTS)).numpy()]
+    vocabulary = model.vectorizer.get_vocabulary()
+    tfidf = TfidfVectorizer(
+        vocabulary=vocabulary[2:], sublinear_tf=True, token_pattern=r"\S+"
+    ).fit_transform(words)
+    logits = 10.0 * (tfidf @ wide[2 : len(vocabulary)])  # the wide input's scale
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(TEXTS), expected, atol=1e-5)
+
+
+def test_adapt_keeps_a_given_vocabulary_and_sets_the_idf():
+    model = TextClassifier(
+        ("neg", "pos"), **TINY, vocabulary=["good", "bad"], bag_of_words=True
+    )
+    model.adapt(["good good film", "bad", "good"])
+    assert model.vectorizer.get_vocabulary() == ["", "[UNK]", "good", "bad"]
+    idf = model.get_layer("bag_of_words").idf.numpy()
+    # Three texts: "good" is in two, "bad" in one (smooth IDF).
+    np.testing.assert_allclose(idf[2:4], np.log(4 / np.array([3, 2])) + 1, rtol=1e-6)
+
+
 def test_truncates_at_sequence_length():
     model = tiny(sequence_length=5)
     words = "good bad great dull film cast acting"
@@ -105,17 +150,26 @@ def test_attention_weights_sum_to_one_over_words():
 
 
 def test_config_round_trip_covers_every_argument():
-    model = tiny(cell="simple_rnn", units=(3, 2), dropout=0.1, bigram_buckets=7)
+    model = tiny(
+        cell="simple_rnn",
+        units=(3, 2),
+        dropout=0.1,
+        bigram_buckets=7,
+        bag_of_words=True,
+    )
     config = model.get_config()
     clone = TextClassifier.from_config(config)
     assert clone.get_config() == config
-    init_args = set(TextClassifier.__init__.__code__.co_varnames[1:14])
+    init_args = set(inspect.signature(TextClassifier).parameters)
     # `vocabulary` is saved as an asset, not config.
     assert init_args - {"vocabulary", "kwargs"} <= set(config)
 
 
-def test_keras_file_keeps_vocabulary_weights_and_optimizer(tmp_path, reviews):
-    model = get("sentiment", **TINY)
+@pytest.mark.parametrize("bag_of_words", [False, True])
+def test_keras_file_keeps_vocabulary_weights_and_optimizer(
+    tmp_path, reviews, bag_of_words
+):
+    model = get("sentiment", **TINY, bag_of_words=bag_of_words)
     model.adapt(reviews.texts)
     model.compile()
     x = np.asarray(reviews.texts, dtype=object)
@@ -131,6 +185,10 @@ def test_keras_file_keeps_vocabulary_weights_and_optimizer(tmp_path, reviews):
         atol=1e-6,
     )
     assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations)
+    if bag_of_words:  # the IDF is a weight, adapted, not trained
+        idf = loaded.get_layer("bag_of_words").idf.numpy()
+        np.testing.assert_array_equal(idf, model.get_layer("bag_of_words").idf)
+        assert len(set(idf[2:50].tolist())) > 1
     loaded.fit(x, reviews.labels, epochs=1, batch_size=16, verbose=0)
 
 

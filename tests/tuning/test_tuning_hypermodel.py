@@ -161,6 +161,31 @@ def test_fit_adapts_each_model_when_no_vocabulary_is_given(reviews):
     assert model.vectorizer.get_vocabulary()[2:] == build_vocabulary(reviews.texts, 200)
 
 
+def test_fit_sets_the_idf_of_a_bag_of_words_model_with_a_shared_vocabulary(reviews):
+    vocabulary = build_vocabulary(reviews.texts, 200)
+    hypermodel = TextClassifierHyperModel(
+        "sentiment",
+        vocabulary=vocabulary,
+        units=(4,),
+        embedding_dims=(8,),
+        bag_of_words=True,
+        **TINY,
+    )
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    data = bucketed_dataset(reviews.texts, reviews.labels, 16, max_length=16)
+    hypermodel.fit(hp, model, data, epochs=0, shuffle=False, verbose=0)
+    # The same IDF as a model that adapted on the texts by itself.
+    reference = get("sentiment", **TINY, bag_of_words=True)
+    reference.adapt(reviews.texts)
+    assert model.vectorizer.get_vocabulary() == reference.vectorizer.get_vocabulary()
+    np.testing.assert_allclose(
+        model.get_layer("bag_of_words").idf.numpy(),
+        reference.get_layer("bag_of_words").idf.numpy(),
+        rtol=1e-6,
+    )
+
+
 def test_docstring_example_runs():
     import recurrent_zoo.tuning.hypermodel as module
 
