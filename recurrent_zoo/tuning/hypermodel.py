@@ -292,11 +292,10 @@ class TextClassifierHyperModel(kt.HyperModel):
         Returns:
             The `History` of the fit.
         """
-        # With a vocabulary given, adapt keeps it and only sets the bag of
-        # words' IDF (if the model has one).
-        if self.vocabulary is None or model.bag_of_words:
-            data = args[0] if args else kwargs["x"]
-            model.adapt(data.map(lambda text, label: text))
+        # With a vocabulary given, adapt keeps it: it then only sets the bag
+        # of words' IDF, and does nothing for a model without one.
+        data = args[0] if args else kwargs["x"]
+        model.adapt(data.map(lambda text, label: text))
         return model.fit(*args, **kwargs)
 
     def search_space(self) -> list[dict[str, Any]]:
