@@ -106,9 +106,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bag-of-words",
         action=argparse.BooleanOptionalAction,
         help=(
-            "add a linear model over the TF-IDF bag of words to the head's "
-            "logits (wide & deep)"
+            "add a linear classifier over the TF-IDF bag of words beside the "
+            "recurrent one (wide & deep)"
         ),
+    )
+    model.add_argument(
+        "--wide-weight",
+        type=float,
+        help="with a bag of words, the linear classifier's share of the output",
     )
     pretraining = parser.add_argument_group(
         "language-model pretraining (Dai & Le 2015)"
@@ -163,6 +168,7 @@ _MODEL_OPTIONS = (
     "cell",
     "dropout",
     "bag_of_words",
+    "wide_weight",
 )
 
 

@@ -49,12 +49,14 @@ ARCHITECTURES: dict[str, Architecture] = {
         corpus="20newsgroups",
         config=dict(
             class_names=NEWSGROUPS,
-            vocabulary_size=30_000,
+            # A linear model over every word leans on rare ones: 60,000
+            # scored higher on validation than 30,000 (see the README).
+            vocabulary_size=60_000,
             sequence_length=400,
             embedding_dim=64,
             units=(64,),
-            # Wide & deep: on 20 Newsgroups the TF-IDF bag of words beside
-            # the encoder lifted test accuracy from 0.810 to 0.840.
+            # Wide & deep: a linear classifier over the TF-IDF bag of words
+            # beside the encoder; on 20 Newsgroups, 0.810 -> 0.864 test.
             bag_of_words=True,
         ),
     ),

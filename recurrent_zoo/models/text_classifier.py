@@ -7,6 +7,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from recurrent_zoo.layers import (
     AttentionPooling,
@@ -64,20 +65,32 @@ class TextClassifier(keras.Model):
         p   = AttentionPooling(h)     (Yang et al., 2016)
         y   = sigmoid(w^T p + b)                    (two classes)
             = softmax(W p + b)                      (more than two)
-            = softmax(W p + 10 U tfidf(ids) + b)    (bag_of_words=True)
+
+    and with `bag_of_words=True` (softmax or sigmoid alike):
+
+        y_deep = softmax(W p + b)
+        y_wide = softmax(10 U tfidf(ids) + c)
+        y      = (1 - wide_weight) y_deep + wide_weight y_wide
+        loss   = L(y_deep) + L(y_wide)             (training only)
 
     Padding is cut per batch (`TrimPadding`) before the embedding, so short
     batches cost less than `sequence_length` steps. With two classes the
     output is `(batch, 1)`, the probability of `class_names[1]`;
     `predict_proba` always returns `(batch, num_classes)`.
 
-    With `bag_of_words=True` the head also reads the text's TF-IDF vector
-    (`TfIdfBagOfWords`, the features of the TF-IDF + linear SVM baseline):
-    a wide & deep model (Cheng et al., 2016) whose linear part is trained
-    jointly with the recurrent encoder. Topic classification leans on rare
-    words (names, addresses, jargon) that a linear model over every word
-    uses directly; the recurrent encoder adds what word order and context
-    carry.
+    With `bag_of_words=True` the model is a wide & deep pair (Cheng et al.,
+    2016): beside the recurrent classifier, a linear classifier over the
+    text's TF-IDF vector (`TfIdfBagOfWords`, the features of the TF-IDF +
+    linear SVM baseline). Topic classification leans on rare words (names,
+    addresses, jargon) that a linear model over every word uses directly;
+    the recurrent encoder adds what word order and context carry. The parts
+    train in one pass over the same batches, each on its own loss (`L`, the
+    compiled loss), and the output is the weighted average of their
+    probabilities. Trained through one summed logit instead, the pair fitted
+    the training set within a few epochs, after which neither part got much
+    gradient (20 Newsgroups validation accuracy: 0.935 at best, against
+    0.943). `fit` still reports `L(y)`, the loss of the output, as `loss`,
+    like `val_loss`, and the output's metrics.
 
     The vocabulary is empty until `adapt(texts)` is called on training text
     (or `vocabulary=` is given); it is saved with the model, and so are the
@@ -103,8 +116,11 @@ class TextClassifier(keras.Model):
         bigram_buckets: if positive, each word vector also gets the vector
             of the bigram it starts, hashed into this many buckets
             (`HashedBigramEmbedding`); 0 uses words only.
-        bag_of_words: if True, the head also gets the TF-IDF bag of words of
-            each text's first `sequence_length` words (see above).
+        bag_of_words: if True, add a linear classifier over the TF-IDF bag
+            of words of each text's first `sequence_length` words (see above).
+        wide_weight: with `bag_of_words`, the weight in `[0, 1]` of the
+            linear classifier's probabilities in the output (the recurrent
+            one gets `1 - wide_weight`). Ignored otherwise.
         vocabulary: optional word list (most frequent first, without the
             padding and `[UNK]` entries) instead of `adapt`.
         name: the model's name.
@@ -140,6 +156,7 @@ class TextClassifier(keras.Model):
         recurrent_dropout: float = 0.0,
         bigram_buckets: int = 0,
         bag_of_words: bool = False,
+        wide_weight: float = 0.8,
         vocabulary: Sequence[str] | None = None,
         name: str | None = None,
         **kwargs: Any,
@@ -158,6 +175,14 @@ class TextClassifier(keras.Model):
         if not isinstance(bag_of_words, bool):
             raise ValueError(
                 f"bag_of_words must be True or False. Received: {bag_of_words!r}"
+            )
+        if (
+            isinstance(wide_weight, bool)
+            or not isinstance(wide_weight, (int, float))
+            or not 0.0 <= wide_weight <= 1.0
+        ):
+            raise ValueError(
+                f"wide_weight must be a number in [0, 1]. Received: {wide_weight!r}"
             )
 
         vectorizer = text_vectorizer(
@@ -205,35 +230,36 @@ class TextClassifier(keras.Model):
         outputs = 1 if binary else len(class_names)
         activation = "sigmoid" if binary else "softmax"
         if bag_of_words:
-            # Two Dense layers rather than one over [p, tfidf]: Glorot
-            # scales a kernel by its fan-in, and 30,000 bag inputs would
-            # shrink the deep part's start to a fifteenth. The wide part
-            # starts at zero, as a linear model does.
             bag = TfIdfBagOfWords(vocabulary_size, name="bag_of_words")(ids)
             # Adam moves each weight by about the learning rate whatever its
-            # gradient, so a logit over a unit-norm input moves slowly; x10
-            # lets the linear part learn before the recurrent part has
-            # fitted the training set and left it no gradient (at x1 it
-            # barely learned: 20 Newsgroups stayed at the RNN's accuracy).
+            # gradient, so a logit over a unit-norm input moves slowly. x10
+            # came from the one-logit model, where at x1 the linear part
+            # barely learned before the pair fitted the training set; it was
+            # kept, not measured again, when the parts got their own losses.
             bag = keras.layers.Rescaling(_WIDE_SCALE, name="bag_scale")(bag)
-            logits = keras.layers.Add(name="wide_and_deep")(
+            deep = keras.layers.Activation(activation, name="deep_probabilities")(
+                keras.layers.Dense(outputs, name="deep_logits")(pooled)
+            )
+            # Zeros, as a linear model starts: uniform until it learns.
+            wide = keras.layers.Activation(activation, name="wide_probabilities")(
+                keras.layers.Dense(
+                    outputs, kernel_initializer="zeros", name="wide_logits"
+                )(bag)
+            )
+            probabilities = keras.layers.Add(name="probabilities")(
                 [
-                    keras.layers.Dense(outputs, name="deep_logits")(pooled),
-                    keras.layers.Dense(
-                        outputs,
-                        use_bias=False,
-                        kernel_initializer="zeros",
-                        name="wide_logits",
-                    )(bag),
+                    keras.layers.Rescaling(1.0 - wide_weight, name="deep_share")(deep),
+                    keras.layers.Rescaling(wide_weight, name="wide_share")(wide),
                 ]
             )
-            probabilities = keras.layers.Activation(activation, name="probabilities")(
-                logits
-            )
+            # Not an attribute Keras tracks: a second model over the same
+            # layers for `train_step`, which would otherwise be saved twice.
+            parts = keras.Model(text, [deep, wide, probabilities], name="parts")
         else:
             probabilities = keras.layers.Dense(
                 outputs, activation=activation, name="probabilities"
             )(pooled)
+            parts = None
         super().__init__(inputs=text, outputs=probabilities, name=name, **kwargs)
 
         self.class_names = class_names
@@ -248,6 +274,8 @@ class TextClassifier(keras.Model):
         self.recurrent_dropout = recurrent_dropout
         self.bigram_buckets = bigram_buckets
         self.bag_of_words = bag_of_words
+        self.wide_weight = float(wide_weight)
+        object.__setattr__(self, "_parts", parts)
         self._given_vocabulary = vocabulary is not None
         # Kept for `attention()`: a second model over the same layers that
         # ends at the ids and the pooling weights.
@@ -327,6 +355,31 @@ class TextClassifier(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def train_step(self, data: Any) -> dict:
+        """One step; a wide & deep model trains each part on its own loss."""
+        if self._parts is None:
+            return super().train_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            deep, wide, probabilities = self._parts(x, training=True)
+            # `compute_loss` is the compiled loss, averaged over the global
+            # batch under a multi-replica strategy, as Keras's own step does
+            # (it adds `self.losses` too: this model has none).
+            loss = self.compute_loss(
+                x, y, deep, sample_weight, training=True
+            ) + self.compute_loss(x, y, wide, sample_weight, training=True)
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        # Reported like `val_loss`: the loss of what the model outputs, in
+        # the tracker `fit` reads as `loss` (unscaled, as Keras's step does).
+        reported = self.compute_loss(x, y, probabilities, sample_weight)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self._loss_tracker.update_state(
+            reported * replicas, sample_weight=tf.shape(x)[0]
+        )
+        return self.compute_metrics(x, y, probabilities, sample_weight)
+
     def predict_proba(self, texts: Any, batch_size: int = 256) -> np.ndarray:
         """Class probabilities `(len(texts), num_classes)` for raw strings."""
         texts = np.asarray(list(texts) if not hasattr(texts, "shape") else texts)
@@ -380,6 +433,7 @@ class TextClassifier(keras.Model):
             "recurrent_dropout": self.recurrent_dropout,
             "bigram_buckets": self.bigram_buckets,
             "bag_of_words": self.bag_of_words,
+            "wide_weight": self.wide_weight,
         }
 
     @classmethod

@@ -47,7 +47,8 @@ def run(shared_data, tmp_path_factory):
     """One tiny training run shared by the tests of this module."""
     out = tmp_path_factory.mktemp("train") / "sentiment"
     argv = ["train", "sentiment", "--data", str(shared_data), "--out", str(out)]
-    argv += [*TINY, "--quiet"]
+    # A wide & deep model, so that its own training step runs end to end.
+    argv += [*TINY, "--bag-of-words", "--wide-weight", "0.6", "--quiet"]
     code, stdout, stderr = _main(argv)
     assert code == 0, stderr
     return {"argv": argv, "out": out, "stdout": stdout, "data": shared_data}
@@ -85,6 +86,7 @@ def test_metrics_match_the_saved_models_own_predictions(run):
     assert recorded["accuracy"] == pytest.approx(ours["accuracy"])
     assert recorded["macro_f1"] == pytest.approx(ours["macro_f1"])
     assert recorded["class_names"] == ["neg", "pos"]
+    assert (model.bag_of_words, model.wide_weight) == (True, 0.6)
 
     # model.keras is the best epoch's model, with the adapted vocabulary.
     best = keras.saving.load_model(out / "best.keras")
@@ -109,6 +111,8 @@ def test_metrics_match_the_saved_models_own_predictions(run):
         "embedding_dim": 8,
         "vocabulary_size": 500,
         "sequence_length": 40,
+        "bag_of_words": True,
+        "wide_weight": 0.6,
     }
     # The recorded command repeats the run: it parses to the same arguments.
     words = shlex.split(metrics["command"])

@@ -1,10 +1,15 @@
 """TextClassifier: wiring, numbers, saving and the registry."""
 
 import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recurrent_zoo.data import load_imdb
@@ -51,6 +56,10 @@ def reviews(shared_data):
         ({"embedding_dim": -2}, "-2"),
         ({"bigram_buckets": -1}, "-1"),
         ({"bag_of_words": "yes"}, "'yes'"),
+        ({"wide_weight": 1.5}, "1.5"),
+        ({"wide_weight": -0.1}, "-0.1"),
+        ({"wide_weight": "0.5"}, "'0.5'"),
+        ({"wide_weight": True}, "True"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, quoted):
@@ -92,8 +101,9 @@ def test_padding_never_changes_a_prediction(cell, bigram_buckets):
 
 def test_padding_never_changes_a_wide_and_deep_prediction():
     model = tiny(class_names=["a", "b", "c"], bag_of_words=True)
+    rng = np.random.default_rng(0)
     model.get_layer("wide_logits").set_weights(
-        [np.random.default_rng(0).normal(size=(300, 3))]
+        [rng.normal(size=(300, 3)), rng.normal(size=3)]
     )
     short, long = "great acting", " ".join(["a good film"] * 8)
     np.testing.assert_allclose(
@@ -101,22 +111,69 @@ def test_padding_never_changes_a_wide_and_deep_prediction():
     )
 
 
-def test_bag_of_words_adds_a_linear_tfidf_model_to_the_logits():
-    model = tiny(class_names=["a", "b", "c"], bag_of_words=True)
-    # With the deep part's logits zeroed, what is left is softmax(U tfidf):
-    # the linear model over scikit-learn's TF-IDF of the standardized words.
+@pytest.mark.parametrize("wide_weight", [0.8, 0.3])
+def test_wide_and_deep_output_mixes_a_linear_tfidf_classifier(wide_weight):
+    model = tiny(
+        class_names=["a", "b", "c"], bag_of_words=True, wide_weight=wide_weight
+    )
+    # With the deep part's logits zeroed it says 1/3 for each class, and the
+    # wide part is softmax(10 U tfidf + c): a linear model over scikit-learn's
+    # TF-IDF of the standardized words.
     deep = model.get_layer("deep_logits")
     deep.set_weights([np.zeros_like(w) for w in deep.get_weights()])
-    wide = np.random.default_rng(1).normal(size=(300, 3))
-    model.get_layer("wide_logits").set_weights([wide])
+    rng = np.random.default_rng(1)
+    kernel, bias = rng.normal(size=(300, 3)), rng.normal(size=3)
+    model.get_layer("wide_logits").set_weights([kernel, bias])
     words = [t.decode() for t in standardize_text(np.array(TEXTS)).numpy()]
     vocabulary = model.vectorizer.get_vocabulary()
     tfidf = TfidfVectorizer(
         vocabulary=vocabulary[2:], sublinear_tf=True, token_pattern=r"\S+"
     ).fit_transform(words)
-    logits = 10.0 * (tfidf @ wide[2 : len(vocabulary)])  # the wide input's scale
-    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    logits = 10.0 * (tfidf @ kernel[2 : len(vocabulary)]) + bias  # x10: see model
+    wide = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = (1 - wide_weight) / 3 + wide_weight * wide
     np.testing.assert_allclose(model.predict_proba(TEXTS), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("class_names", [("neg", "pos"), ("a", "b", "c")])
+def test_wide_and_deep_trains_each_part_on_its_own_loss(class_names):
+    model = tiny(class_names, bag_of_words=True, dropout=0.0, embedding_dropout=0.0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5), metrics=["accuracy"])
+    texts = np.array(TEXTS, dtype=object)
+    labels = np.arange(len(TEXTS)) % len(class_names)
+    # Oracle: each part as a model of its own, its own Keras loss, summed.
+    binary = len(class_names) == 2
+    loss = (
+        keras.losses.BinaryCrossentropy()
+        if binary
+        else keras.losses.SparseCategoricalCrossentropy()
+    )
+    targets = labels[:, None].astype("float32") if binary else labels
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        total = sum(
+            loss(
+                targets,
+                keras.Model(model.inputs[0], model.get_layer(name).output)(texts),
+            )
+            for name in ("deep_probabilities", "wide_probabilities")
+        )
+    gradients = [
+        tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, variables)
+    ]
+    expected = [v.numpy() - 0.5 * g for v, g in zip(variables, gradients, strict=True)]
+    before = model.predict_proba(texts)
+
+    history = model.fit(texts, labels, batch_size=len(texts), shuffle=False, verbose=0)
+
+    assert all(np.abs(g).max() > 0 for g in gradients)  # both parts learn
+    for variable, value in zip(variables, expected, strict=True):
+        np.testing.assert_allclose(variable.numpy(), value, atol=1e-6)
+    # What `fit` reports is the output's loss and accuracy, as for validation.
+    output_loss = -np.mean(np.log(before[np.arange(len(texts)), labels]))
+    assert history.history["loss"][0] == pytest.approx(output_loss, rel=1e-5)
+    accuracy = np.mean(before.argmax(axis=1) == labels)
+    assert history.history["accuracy"][0] == pytest.approx(accuracy)
 
 
 def test_adapt_keeps_a_given_vocabulary_and_sets_the_idf():
@@ -214,3 +271,29 @@ def test_registry():
     assert model.units == (5, 6) and model.cell == "keras_gru"
     with pytest.raises(ValueError, match="'nope'"):
         get("nope")
+
+
+def test_wide_and_deep_step_is_the_same_on_two_replicas(tmp_path):
+    # Its own process: logical devices must be set before TensorFlow starts.
+    script = Path(__file__).with_name("wide_and_deep_replicas.py")
+    result = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, str(script), str(result)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(result.read_text())
+    mirrored, single = found["mirrored"], found["single"]
+    assert (mirrored["replicas"], single["replicas"]) == (2, 1)
+    for a, b in zip(mirrored["start"], single["start"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Each replica's loss is a part of the global batch's mean: summed, the
+    # step and what it reports are the one-device ones.
+    for a, b in zip(mirrored["end"], single["end"], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-5)
+    assert mirrored["accuracy"] == pytest.approx(single["accuracy"])
+    moved = max(
+        np.abs(np.subtract(a, b)).max()
+        for a, b in zip(single["start"], single["end"], strict=True)
+    )
+    assert moved > 0.1  # a real step, not a no-op on both sides
