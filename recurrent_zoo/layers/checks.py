@@ -16,15 +16,16 @@ def check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def check_rate(name: str, value: Any) -> float:
-    """A dropout-like rate: a real number in [0, 1)."""
+def check_rate(name: str, value: Any, allow_one: bool = False) -> float:
+    """A dropout-like rate: a real number in [0, 1), or [0, 1] with `allow_one`."""
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or not 0.0 <= value < 1.0
+        or not (0.0 <= value <= 1.0 if allow_one else 0.0 <= value < 1.0)
     ):
+        interval = "[0, 1]" if allow_one else "[0, 1)"
         raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
+            f"`{name}` must be a float in {interval}. Received: {name}={value!r}"
         )
     return float(value)
 

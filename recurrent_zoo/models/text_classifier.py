@@ -176,14 +176,7 @@ class TextClassifier(keras.Model):
             raise ValueError(
                 f"bag_of_words must be True or False. Received: {bag_of_words!r}"
             )
-        if (
-            isinstance(wide_weight, bool)
-            or not isinstance(wide_weight, (int, float))
-            or not 0.0 <= wide_weight <= 1.0
-        ):
-            raise ValueError(
-                f"wide_weight must be a number in [0, 1]. Received: {wide_weight!r}"
-            )
+        wide_weight = check_rate("wide_weight", wide_weight, allow_one=True)
 
         vectorizer = text_vectorizer(
             check_positive_int("vocabulary_size", vocabulary_size),
@@ -274,7 +267,7 @@ class TextClassifier(keras.Model):
         self.recurrent_dropout = recurrent_dropout
         self.bigram_buckets = bigram_buckets
         self.bag_of_words = bag_of_words
-        self.wide_weight = float(wide_weight)
+        self.wide_weight = wide_weight
         object.__setattr__(self, "_parts", parts)
         self._given_vocabulary = vocabulary is not None
         # Kept for `attention()`: a second model over the same layers that
