@@ -15,7 +15,10 @@ the best epoch's model on the test split. Everything lands in `out_dir`:
     best.keras      the model after the epoch with the lowest val_loss
     backup/         BackupAndRestore's last-epoch state (deleted at the end)
     logs/           TensorBoard logs (if the tensorboard package is installed)
-    model.keras     the final model: a copy of best.keras
+    refit/          with `refit`: the model trained again on all training
+                    texts for the best epoch count (`recurrent_zoo.refit`)
+    model.keras     the final model: a copy of best.keras, or of
+                    refit/model.keras with `refit`
     metrics.json    test metrics, history, timings, machine; marks the run
                     as finished
     curves.png, confusion.png
@@ -98,6 +101,8 @@ from recurrent_zoo.metrics import classification_report
 from recurrent_zoo.models import ARCHITECTURES, get
 from recurrent_zoo.models.language_model import pretrain_encoder
 from recurrent_zoo.plots import plot_confusion, plot_history
+from recurrent_zoo.refit import refit_on_all_texts
+from recurrent_zoo.run_files import copy_atomically, read_json, write_json
 
 __all__ = ["evaluate", "infer_corpus", "load_finished", "train"]
 
@@ -116,7 +121,7 @@ _RUN_FILES = (
     "curves.png",
     "confusion.png",
 )
-_RUN_DIRS = ("backup", "logs")
+_RUN_DIRS = ("backup", "logs", "refit")
 # Validation texts whose exact language-model loss is reported while
 # pretraining: a full softmax per word, so a sample is enough.
 _LM_VALIDATION_TEXTS = 500
@@ -153,6 +158,7 @@ def train(
     overrides: dict[str, Any] | None = None,
     pretrain_epochs: int = 0,
     pretrain_learning_rate: float = 2e-3,
+    refit: bool = False,
     overwrite: bool = False,
     strategy: str | tf.distribute.Strategy | None = "default",
     collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT_S,
@@ -196,6 +202,11 @@ def train(
             or test texts) plus, for IMDB, the 50,000 `train/unsup`
             reviews. Single-replica strategies only.
         pretrain_learning_rate: Adam's peak rate for that stage.
+        refit: after choosing the epoch on validation, train again on all
+            training texts (the validation part included) for that many
+            epochs, from the same start and on the same schedule, and ship
+            and score that model (`recurrent_zoo.refit`). Not with a
+            multi-worker strategy.
         overwrite: delete a previous run in `out_dir` (finished or not) and
             start afresh.
         strategy: "default" (or None), "mirrored" (the GPUs of this
@@ -214,7 +225,8 @@ def train(
         `classification_report` of the test split), "history" (per-epoch
         series, "epoch" numbered from 1), "epochs_run", "best_epoch"
         (from 1), "stopped_early", "train_seconds" (the sum of the finished
-        epochs' times), "examples" per split, "arguments", "machine",
+        epochs' times), "pretraining" and "refit" (those stages' records,
+        or None), "examples" per split, "arguments", "machine",
         "date", "command" and "distribution" (strategy, replicas, workers,
         this task). If `out_dir` already holds a finished run with the same
         arguments, its metrics are returned without training. A non-chief
@@ -245,6 +257,7 @@ def train(
         overrides=overrides,
         pretrain_epochs=pretrain_epochs,
         pretrain_learning_rate=pretrain_learning_rate,
+        refit=refit,
     )
     if isinstance(strategy, str) and strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -255,11 +268,13 @@ def train(
             "pretrain_epochs runs on one replica; pretrain with the default "
             f"strategy, not {dist.describe()['strategy']!r}"
         )
+    if arguments.get("refit") and dist.multi_worker:
+        raise ValueError("refit runs on one worker, not with a multi-worker strategy")
     out = dist.output_dir(out)  # the chief's is `out` itself
     saved, mistake = None, None
     try:
         per_replica_batch_size(arguments["batch_size"], dist.replicas)
-        saved = _read_json(out / "run.json")
+        saved = read_json(out / "run.json")
         if overwrite:
             _clear_run(out)
             saved = None
@@ -317,7 +332,7 @@ def train(
         # it under our names is a leftover that would mix into this run.
         _clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "run.json", arguments)
+        write_json(out / "run.json", arguments)
     # Deterministic (ties in frequency go by the word), so workers that
     # adapt on the same texts agree; checked below. A vocabulary read back
     # is kept; adapt then only sets what else comes from the training texts
@@ -400,9 +415,14 @@ def train(
             f"no epoch reached a finite validation loss (see {out / 'history.csv'}); "
             "try a lower learning rate"
         )
+    shipped, refitted = out / "best.keras", None
+    if arguments.get("refit"):
+        shipped, refitted = _refit(
+            task, arguments, full, out, dist, pretraining is not None, verbose
+        )
     if dist.is_chief:
         # The test score is taken from the very file that is shipped.
-        _copy_atomically(out / "best.keras", out / "model.keras")
+        copy_atomically(shipped, out / "model.keras")
         final = keras.saving.load_model(out / "model.keras", compile=False)
     else:
         final = keras.saving.load_model(out / "best.keras", compile=False)
@@ -421,6 +441,7 @@ def train(
         "stopped_early": len(rows) < epochs,
         "train_seconds": float(sum(filter(None, history.get("seconds", [])))),
         "pretraining": pretraining,
+        "refit": refitted,
         "examples": {
             "train": len(train_part),
             "validation": len(validation),
@@ -443,7 +464,7 @@ def train(
     plot_confusion(
         report["confusion_matrix"], report["class_names"], out / "confusion.png"
     )
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     shutil.rmtree(out / "backup", ignore_errors=True)
     return metrics
 
@@ -698,7 +719,7 @@ def _worker_stub(arguments: dict, dist: Distribution) -> dict:
 
 def _backup_epochs(backup: Path) -> tuple[int, int]:
     """Finished epochs in the backup and in its previous copy (-1: none)."""
-    previous = _read_json(backup / "training_metadata.json.bkp")
+    previous = read_json(backup / "training_metadata.json.bkp")
     return _backup_epoch(backup), int(previous["epoch"]) if previous else -1
 
 
@@ -706,7 +727,7 @@ def _restore_previous_backup(backup: Path) -> None:
     """Makes BackupAndRestore's previous copy (`double_checkpoint`) current."""
     # The weights first: the metadata's epoch is what says which state it is.
     for name in ("latest.weights.h5", "training_metadata.json"):
-        _copy_atomically(backup / f"{name}.bkp", backup / name)
+        copy_atomically(backup / f"{name}.bkp", backup / name)
 
 
 def _stops_early(rows: list[dict[str, float]], patience: int) -> bool:
@@ -785,6 +806,8 @@ def _run_arguments(task: str, data: Any, **kw: Any) -> dict:
             )
         arguments["pretrain_epochs"] = epochs_lm
         arguments["pretrain_learning_rate"] = float(kw["pretrain_learning_rate"])
+    if kw["refit"]:
+        arguments["refit"] = True  # only when set, as above
     # Tuples become lists, as they will when read back from run.json.
     return json.loads(json.dumps(arguments))
 
@@ -811,7 +834,7 @@ def _pretrain(
         if not done:
             model.load_weights(weights)
             _say(verbose, f"Pretrained encoder read from {weights}.")
-        return _read_json(record)
+        return read_json(record)
     # A sliced run (max_per_class) gets as many unlabeled texts as labeled
     # ones, not all 50,000 of IMDB's.
     cap = None if arguments["max_per_class"] is None else len(train_part)
@@ -843,8 +866,37 @@ def _pretrain(
         "seconds": time.perf_counter() - started,
     }
     model.save_weights(weights)
-    _write_json(record, result)  # last: marks the stage as finished
+    write_json(record, result)  # last: marks the stage as finished
     return result
+
+
+def _refit(
+    task: str,
+    arguments: dict,
+    full: TextClassificationData,
+    out: Path,
+    dist: Distribution,
+    pretrained: bool,
+    verbose: int,
+) -> tuple[Path, dict]:
+    """Trains again on all of `full` for the best epoch count (see `refit`)."""
+    best = _first_minimum([row["val_loss"] for row in _read_history(out)])
+    vocabulary = _read_vocabulary(out)
+    overrides = {**arguments["overrides"], "class_names": full.class_names}
+    path, record = refit_on_all_texts(
+        lambda: get(task, **overrides, vocabulary=vocabulary),
+        full,
+        out / "refit",
+        epochs=best + 1,
+        batch_size=arguments["batch_size"],
+        learning_rate=arguments["learning_rate"],
+        decay_epochs=arguments["epochs"],
+        start=out / "pretrained.weights.h5" if pretrained else None,
+        dist=dist,
+        seed=arguments["seed"],
+        verbose=verbose,
+    )
+    return path, record
 
 
 def _load_split(
@@ -901,7 +953,7 @@ def _predict(
 
 def _backup_epoch(backup: Path) -> int:
     """Finished epochs recorded by BackupAndRestore (0 without a backup)."""
-    info = _read_json(backup / "training_metadata.json")
+    info = read_json(backup / "training_metadata.json")
     return int(info["epoch"]) if info else 0
 
 
@@ -984,22 +1036,6 @@ def _write_vocabulary(out: Path, words: Sequence[str]) -> None:
     with partial.open("w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(words))
     os.replace(partial, out / "vocabulary.txt")
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(partial, path)
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    partial = target.with_name(target.stem + ".partial" + target.suffix)
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
 
 
 def _clear_run(out: Path) -> None:

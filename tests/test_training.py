@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from tiny_models import TINY_TOPIC
 
 from recurrent_zoo.cli import main
 from recurrent_zoo.models.registry import NEWSGROUPS
@@ -237,14 +238,7 @@ def test_a_restart_with_the_vocabulary_read_back_still_adapts_the_idf(
         epochs=1,
         max_per_class=3,
         test_max_per_class=1,
-        overrides=dict(
-            units=(2,),
-            embedding_dim=4,
-            attention_units=2,
-            vocabulary_size=300,
-            sequence_length=20,
-            bag_of_words=True,
-        ),
+        overrides=TINY_TOPIC,
         verbose=0,
     )
     train("topic", shared_data, out, **kwargs)

@@ -132,6 +132,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="Adam's peak rate while pretraining (default: 2e-3)",
     )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help=(
+            "after choosing the epoch on validation, train again on all "
+            "training texts for that many epochs and ship that model"
+        ),
+    )
     distributed = parser.add_argument_group("distributed training")
     distributed.add_argument(
         "--strategy",
@@ -233,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
             overrides=overrides,
             pretrain_epochs=args.pretrain_epochs or 0,
             pretrain_learning_rate=args.pretrain_learning_rate or 2e-3,
+            refit=args.refit,
             overwrite=args.overwrite,
             strategy=args.strategy,
             collective_timeout=args.collective_timeout,
@@ -271,6 +280,12 @@ def run(args: argparse.Namespace) -> int:
         + (
             f" after {metrics['pretraining']['seconds']:.0f} s of pretraining"
             if metrics.get("pretraining")
+            else ""
+        )
+        + (
+            f", then {metrics['refit']['train_seconds']:.0f} s refitting on "
+            f"all {metrics['refit']['examples']} training texts"
+            if metrics.get("refit")
             else ""
         )
     )

@@ -216,3 +216,13 @@ def test_bag_of_words_switch_round_trips_through_the_recorded_command(flag, valu
     # Unset: the architecture's default, and nothing in the command.
     plain = build_parser().parse_args(["train", "topic"])
     assert plain.bag_of_words is None and "bag-of-words" not in command_line(plain)
+
+
+def test_refit_flag_round_trips_through_the_recorded_command():
+    args = build_parser().parse_args(["train", "topic", "--refit"])
+    assert args.refit is True
+    words = shlex.split(command_line(args))
+    assert "--refit" in words
+    assert build_parser().parse_args(words[1:]).refit is True
+    plain = build_parser().parse_args(["train", "topic"])
+    assert plain.refit is False and "--refit" not in command_line(plain)

@@ -11,25 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from sklearn.feature_extraction.text import TfidfVectorizer
+from tiny_models import TEXTS, TINY
 
 from recurrent_zoo.data import load_imdb
 from recurrent_zoo.models import CELLS, TextClassifier, get, list_models
 from recurrent_zoo.models.standardize import standardize_text
-
-TINY = dict(
-    vocabulary_size=300,
-    sequence_length=30,
-    embedding_dim=8,
-    units=(4,),
-    attention_units=4,
-)
-TEXTS = [
-    "a good film with a great cast",
-    "a bad film, terrible and dull",
-    "great acting",
-    "dull dull dull",
-    "",
-]
 
 
 def tiny(class_names=("neg", "pos"), **kwargs):
