@@ -1,5 +1,6 @@
 """Prebuilt recurrent text classifiers and their trained presets."""
 
+from recurrent_zoo.models.compact import save_compact
 from recurrent_zoo.models.language_model import EncoderLanguageModel, pretrain_encoder
 from recurrent_zoo.models.registry import (
     ARCHITECTURES,
@@ -20,4 +21,5 @@ __all__ = [
     "list_models",
     "list_presets",
     "pretrain_encoder",
+    "save_compact",
 ]

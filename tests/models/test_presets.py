@@ -1,10 +1,15 @@
 """The shipped presets load from the package and classify real reviews."""
 
+import io
+import zipfile
+
+import h5py
 import numpy as np
 import pytest
 
 from recurrent_zoo.data import load_imdb, load_newsgroups
 from recurrent_zoo.models import TextClassifier, from_preset, list_presets
+from recurrent_zoo.models.registry import PRESET_DIR
 
 
 def test_cards_describe_shipped_files():
@@ -13,6 +18,30 @@ def test_cards_describe_shipped_files():
     for card in cards.values():
         assert card["command"].startswith("python benchmarks/accuracy.py")
         assert 0.5 < card["test_accuracy"] <= 1.0
+        # The shipped file's own score, beside the float32 model's.
+        assert card["test_accuracy"] == pytest.approx(
+            card["float32_test_accuracy"], abs=0.003
+        )
+
+
+@pytest.mark.parametrize("name", ["imdb_sentiment", "newsgroups_topic"])
+def test_presets_store_float16_and_load_as_float32(name):
+    path = PRESET_DIR / f"{name}.keras"
+    with zipfile.ZipFile(path) as archive:
+        weights = archive.read("model.weights.h5")
+    stored = []
+    with h5py.File(io.BytesIO(weights), "r") as f:
+        f.visititems(
+            lambda _, item: (
+                stored.append(item.dtype)
+                if isinstance(item, h5py.Dataset) and item.dtype.kind == "f"
+                else None
+            )
+        )
+    assert stored and set(stored) == {np.dtype(np.float16)}
+    model = from_preset(name, compile=False)
+    assert {v.dtype for v in model.weights if "float" in v.dtype} == {"float32"}
+    assert path.stat().st_size == list_presets()[name]["size_bytes"]
 
 
 def test_imdb_sentiment_classifies_real_test_reviews(shared_data):
