@@ -33,12 +33,12 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import keras
 
 from recurrent_zoo.data import TextClassificationData
 from recurrent_zoo.data.batching import counted_bucketed_dataset
+from recurrent_zoo.distribute import Distribution
 from recurrent_zoo.run_files import read_json, write_json
 
 __all__ = ["refit_on_all_texts"]
@@ -54,7 +54,7 @@ def refit_on_all_texts(
     learning_rate: float,
     decay_epochs: int | None = None,
     start: Path | None,
-    dist: Any,
+    dist: Distribution,
     seed: int,
     verbose: int = 1,
 ) -> tuple[Path, dict]:
@@ -73,13 +73,14 @@ def refit_on_all_texts(
             length); defaults to `epochs`.
         start: weights to start from (the pretrained encoder), or None for
             the initialization `build` makes after seeding with `seed`.
-        dist: the run's `recurrent_zoo.distribute.Distribution` (one worker).
+        dist: the run's strategy (one worker).
         seed: seeds the initialization and the shuffling.
         verbose: 0 silent, 1 progress bars and notices.
 
     Returns:
         The refitted model's `.keras` path and the stage's record: "epochs",
-        "examples", "loss" and "seconds" per epoch, and "train_seconds".
+        "examples", per epoch "loss", "learning_rate" (at its first step)
+        and "seconds", and their sum "train_seconds".
     """
     record_path, model_path = out / "refit.json", out / "model.keras"
     record = read_json(record_path)
