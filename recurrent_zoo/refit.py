@@ -41,7 +41,7 @@ from recurrent_zoo.data.batching import counted_bucketed_dataset
 from recurrent_zoo.distribute import Distribution
 from recurrent_zoo.run_files import read_json, write_json
 
-__all__ = ["refit_on_all_texts"]
+__all__ = ["EpochRecord", "refit_on_all_texts"]
 
 
 def refit_on_all_texts(
@@ -120,6 +120,7 @@ def refit_on_all_texts(
         shuffle=False,  # the dataset reshuffles itself every epoch
         verbose=verbose,
         callbacks=[
+            EpochRecord(),
             # Before the backup: a kill between the two reruns an epoch
             # whose row is then overwritten, never one that has no row.
             history,
@@ -145,8 +146,24 @@ def refit_on_all_texts(
     return model_path, record
 
 
+class EpochRecord(keras.callbacks.Callback):
+    """Adds the epoch's learning rate (at its first step) and wall time to
+    the logs, so CSVLogger and History record them."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+        rate = self.model.optimizer.learning_rate
+        self._rate = float(keras.ops.convert_to_numpy(rate))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = self._rate
+            logs["seconds"] = time.perf_counter() - self._started
+
+
 class _History(keras.callbacks.Callback):
-    """Keeps each finished epoch's loss, rate and wall time in a JSON file.
+    """Keeps each finished epoch's loss, rate and wall time (the latter two
+    from `EpochRecord`) in a JSON file.
 
     Rows are keyed by epoch, so an epoch rerun after a kill replaces its
     row instead of adding a second one.
@@ -157,15 +174,8 @@ class _History(keras.callbacks.Callback):
         self.path = path
         self.rows: dict[str, dict[str, float]] = read_json(path) or {}
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._started = time.perf_counter()
-        rate = self.model.optimizer.learning_rate
-        self._rate = float(keras.ops.convert_to_numpy(rate))
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.rows[str(epoch)] = {
-            "loss": float((logs or {})["loss"]),
-            "learning_rate": self._rate,
-            "seconds": time.perf_counter() - self._started,
+            key: float(logs[key]) for key in ("loss", "learning_rate", "seconds")
         }
         write_json(self.path, self.rows)

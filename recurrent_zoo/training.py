@@ -101,7 +101,7 @@ from recurrent_zoo.metrics import classification_report
 from recurrent_zoo.models import ARCHITECTURES, get
 from recurrent_zoo.models.language_model import pretrain_encoder
 from recurrent_zoo.plots import plot_confusion, plot_history
-from recurrent_zoo.refit import refit_on_all_texts
+from recurrent_zoo.refit import EpochRecord, refit_on_all_texts
 from recurrent_zoo.run_files import copy_atomically, read_json, write_json
 
 __all__ = ["evaluate", "infer_corpus", "load_finished", "train"]
@@ -395,7 +395,7 @@ def train(
                     # before the backup, so a kill in between reruns a
                     # logged epoch (its row is dropped on resume) rather
                     # than losing one.
-                    _EpochRecord(),
+                    EpochRecord(),
                     stopper,
                     _BestModel(out / "best.keras", min(finite) if finite else None),
                     keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
@@ -415,10 +415,12 @@ def train(
             f"no epoch reached a finite validation loss (see {out / 'history.csv'}); "
             "try a lower learning rate"
         )
+    rows = _read_history(out)
+    best = _first_minimum([row["val_loss"] for row in rows])
     shipped, refitted = out / "best.keras", None
     if arguments.get("refit"):
         shipped, refitted = _refit(
-            task, arguments, full, out, dist, pretraining is not None, verbose
+            task, arguments, full, out, dist, best + 1, pretraining is not None, verbose
         )
     if dist.is_chief:
         # The test score is taken from the very file that is shipped.
@@ -429,9 +431,7 @@ def train(
     true, predicted = _predict(final, test, batch_size=256)
     report = classification_report(true, predicted, test.class_names)
 
-    rows = _read_history(out)
     history = _history_series(rows)
-    best = _first_minimum([row["val_loss"] for row in rows])
     metrics = {
         "task": task,
         "corpus": corpus,
@@ -580,21 +580,6 @@ class _BestModel(keras.callbacks.Callback):
             partial = self.path.with_name(self.path.stem + ".partial.keras")
             self.model.save(partial)
             os.replace(partial, self.path)
-
-
-class _EpochRecord(keras.callbacks.Callback):
-    """Adds the epoch's learning rate (at its first step) and wall time to
-    the logs, so CSVLogger and History record them."""
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._started = time.perf_counter()
-        rate = self.model.optimizer.learning_rate
-        self._rate = float(keras.ops.convert_to_numpy(rate))
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None:
-            logs["learning_rate"] = self._rate
-            logs["seconds"] = time.perf_counter() - self._started
 
 
 # ------------------------------------------------------------ several workers
@@ -876,18 +861,18 @@ def _refit(
     full: TextClassificationData,
     out: Path,
     dist: Distribution,
+    epochs: int,
     pretrained: bool,
     verbose: int,
 ) -> tuple[Path, dict]:
-    """Trains again on all of `full` for the best epoch count (see `refit`)."""
-    best = _first_minimum([row["val_loss"] for row in _read_history(out)])
+    """Trains again on all of `full` for `epochs`, the best epoch count."""
     vocabulary = _read_vocabulary(out)
     overrides = {**arguments["overrides"], "class_names": full.class_names}
     path, record = refit_on_all_texts(
         lambda: get(task, **overrides, vocabulary=vocabulary),
         full,
         out / "refit",
-        epochs=best + 1,
+        epochs=epochs,
         batch_size=arguments["batch_size"],
         learning_rate=arguments["learning_rate"],
         decay_epochs=arguments["epochs"],
