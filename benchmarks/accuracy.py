@@ -25,8 +25,10 @@ removed, as scikit-learn's `remove=`). Each finished benchmark is merged into
 what it finished. Runs (checkpoints, curves, models) go to
 `benchmarks/runs/` (not committed); rerunning resumes an interrupted model.
 `--save-presets` copies the trained models into `recurrent_zoo/presets/`,
-their weights stored as float16 (`save_compact`, half the size), with a card
-next to each: the shipped file's own test scores, and the command.
+their weights stored as float16 and the vocabulary-sized matrices rounded to
+a grid of at most a quarter of their rms (`save_compact`, a sixth of the
+float32 size), with a card next to each: the shipped file's own test scores,
+the grid steps, and the command.
 """
 
 from __future__ import annotations
@@ -48,11 +50,22 @@ import numpy as np  # noqa: E402
 from recurrent_zoo.data import load_corpus  # noqa: E402
 from recurrent_zoo.environment import run_record  # noqa: E402
 from recurrent_zoo.models import save_compact  # noqa: E402
+from recurrent_zoo.models.compact import grid_step  # noqa: E402
 from recurrent_zoo.models.registry import PRESET_DIR  # noqa: E402
 from recurrent_zoo.training import evaluate, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
+# Most of a preset's bytes: word (and bigram) embeddings and the wide kernel.
+VOCABULARY_SIZED = (
+    "embedding/embeddings",
+    "bigram_embedding/embeddings",
+    "wide_logits/kernel",
+)
+# Chosen on validation, with the models that never saw it (each run's
+# best.keras; benchmarks/preset_storage.py): the coarsest step as close to
+# the float32 models' validation accuracy as float16 alone.
+RELATIVE_STEP = 0.25
 CLEAN = ("headers", "footers", "quotes")
 
 
@@ -206,12 +219,16 @@ def save_preset(
 ) -> None:
     """Ships weights and vocabulary without optimizer state, stored as float16.
 
-    The file shipped is scored again on the full test split: its card gives
-    that file's accuracy, next to the float32 model's.
+    The vocabulary-sized matrices, most of the file, are rounded to a grid
+    (`save_compact(rounded=...)`) as well. The file shipped is scored again
+    on the full test split: its card gives that file's accuracy, next to
+    the float32 model's.
     """
     PRESET_DIR.mkdir(exist_ok=True)
     path = PRESET_DIR / f"{recipe.preset}.keras"
-    save_compact(model, path)
+    weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    rounded = [name for name in VOCABULARY_SIZED if name in weights]
+    save_compact(model, path, rounded=rounded, relative_step=RELATIVE_STEP)
     shipped = evaluate(
         path, args.data, corpus=recipe.corpus, remove=recipe.remove, seed=args.seed
     )
@@ -221,6 +238,7 @@ def save_preset(
         "test_macro_f1": shipped["macro_f1"],
         "float32_test_accuracy": result["model"]["test_accuracy"],
         "storage": "float16 weights (recurrent_zoo.models.save_compact)",
+        "rounded": {name: grid_step(weights[name], RELATIVE_STEP) for name in rounded},
         "class_names": list(model.class_names),
         "command": result["command"],
         "date": result["date"],

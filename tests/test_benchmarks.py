@@ -95,6 +95,7 @@ def _script(name, tmp_path, *args):
     return done
 
 
+@pytest.mark.slow  # runs the script, which times and measures memory
 def test_layer_speed_script_writes_its_results(tmp_path):
     _script("layer_speed.py", tmp_path, "--pairs", "SimpleRNN")
     payload = json.loads((tmp_path / "layer_speed.json").read_text())
@@ -115,6 +116,7 @@ def test_layer_speed_script_writes_its_results(tmp_path):
     assert (tmp_path / "layer_speed.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # runs the script: three sweeps and a memory probe
 def test_layer_scaling_script_writes_its_results(tmp_path):
     _script(
         "layer_scaling.py", tmp_path,
@@ -129,3 +131,69 @@ def test_layer_scaling_script_writes_its_results(tmp_path):
     assert len(payload["memory"]["peak_mib"]["keras.SimpleRNN"]) == 3
     for name in ("layer_scaling.md", "layer_scaling.png", "layer_memory.png"):
         assert (tmp_path / name).stat().st_size > 500
+
+
+def test_preset_storage_measures_a_finished_run(tmp_path, shared_data):
+    import keras
+    import preset_storage
+    from tiny_models import TINY_TOPIC
+
+    from recurrent_zoo import training
+    from recurrent_zoo.models import TextClassifier
+    from recurrent_zoo.models.compact import grid_step
+
+    run = {
+        "corpus": "20newsgroups",
+        "max_per_class": 4,
+        "seed": 3,
+        "remove": ["quotes", "headers"],
+        "validation_fraction": 0.25,
+    }
+    # The split `train` itself carves for such a run.
+    full = training._load_split(
+        "20newsgroups", shared_data, "train", 4, 3, ("quotes", "headers")
+    )
+    expected = full.split(0.25, 3)[1]
+    got = preset_storage.validation_split(run, str(shared_data))
+    assert list(got.texts) == list(expected.texts)
+    np.testing.assert_array_equal(got.labels, expected.labels)
+
+    folder = tmp_path / "runs" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(run))
+    model = TextClassifier(full.class_names, **TINY_TOPIC)
+    model.adapt(full.texts)
+    rng = np.random.default_rng(0)
+    for variable in model.trainable_weights:
+        variable.assign(rng.normal(0, 0.2, variable.shape).astype("float32"))
+    model.save(folder / "best.keras")
+
+    preset_storage.main(
+        ["--data", str(shared_data), "--only", "tiny",
+         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path)]
+    )  # fmt: skip
+    payload = json.loads((tmp_path / "preset_storage.json").read_text())
+    assert payload["command"].startswith("python benchmarks/preset_storage.py")
+    result = payload["results"]["tiny"]
+    assert result["validation_texts"] == len(expected.labels) == 20
+    assert result["rounded"] == ["embedding/embeddings", "wide_logits/kernel"]
+    rows = result["rows"]
+    assert [r["relative_step"] for r in rows] == list(preset_storage.STEPS)
+    embeddings = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings)
+    rms = np.sqrt(np.mean(embeddings.astype(np.float64) ** 2))
+    for row in rows:
+        assert 0 <= row["changed"] <= 20
+        assert 0.0 <= row["validation_accuracy"] <= 1.0
+        if row["relative_step"] is None:
+            assert row["grid"] == {}
+        else:
+            step = row["grid"]["embedding/embeddings"]
+            # The largest power of two within relative_step x rms.
+            assert step <= row["relative_step"] * rms < 2 * step
+            assert np.log2(step) == int(np.log2(step))
+            assert step == grid_step(embeddings, row["relative_step"])
+    # Coarser grids, smaller files; float32 the largest of all.
+    sizes = [r["size_bytes"] for r in rows]
+    assert sizes[0] > sizes[-1] and result["float32_size_bytes"] > sizes[0]
+    table = (tmp_path / "preset_storage.md").read_text()
+    assert table.count("| tiny |") == len(rows) + 1

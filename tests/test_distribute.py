@@ -327,6 +327,7 @@ def test_mirrored_strategy_over_two_logical_cpus(shared_data, tmp_path):
     assert model.predict_proba(["a fine film", "dull"]).shape == (2, 2)
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_workers_train_one_model(shared_data, tmp_path):
     out = tmp_path / "run"
     results = [tmp_path / f"worker{i}.json" for i in range(2)]

@@ -151,6 +151,7 @@ def _idf(ids, vocabulary_size):
     return (np.log((1 + len(ids)) / (1 + document_frequency)) + 1)[2:]
 
 
+@pytest.mark.slow  # a whole run: pretraining, fine-tuning, refit
 def test_train_with_refit_ships_a_model_trained_on_every_training_text(
     shared_data, tmp_path, monkeypatch
 ):

@@ -11,6 +11,7 @@ import pytest
 from tiny_models import TEXTS, TINY
 
 from recurrent_zoo.models import TextClassifier, save_compact
+from recurrent_zoo.models.compact import grid_step
 
 WEIGHTS = "model.weights.h5"
 
@@ -219,3 +220,108 @@ def test_loaded_model_fine_tunes(tmp_path):
     changed = after != before
     assert changed.any()
     assert not np.array_equal(after, after.astype(np.float16).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "values, relative_step, step",
+    [
+        ([0.3, -0.3, 0.3, -0.3], 0.25, 2.0**-4),  # 0.075 -> 0.0625
+        ([1.0, -1.0], 1.0, 1.0),  # a power of two itself is kept
+        ([0.5], 0.25, 2.0**-3),
+        ([3.0, 4.0], 0.1, 2.0**-2),  # rms sqrt(12.5) = 3.54 -> 0.354
+        ([0.0, 0.0], 0.25, 0.0),  # nothing to round
+    ],
+)
+def test_grid_step_is_the_largest_power_of_two_within_the_bound(
+    values, relative_step, step
+):
+    assert grid_step(np.asarray(values, np.float32), relative_step) == step
+
+
+def test_rounded_variables_load_exactly_on_their_grid(tmp_path):
+    model = tiny(bag_of_words=True)
+    embeddings = model.get_layer("embedding").embeddings
+    signs = np.where(np.arange(embeddings.shape[0] * 8) % 3, 0.3, -0.3)
+    value = signs.reshape(embeddings.shape).astype(np.float32)
+    # rms stays near 0.3, so the step is 2^-4 = 0.0625 (0.25 x 0.3 = 0.075).
+    value[1, :4] = [0.03, 0.04, -0.1, 0.0937]
+    embeddings.assign(value)
+    wide = model.get_layer("wide_logits").kernel
+    wide.assign(np.zeros(wide.shape, np.float32))
+    before = [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+    save_compact(
+        model,
+        tmp_path / "rounded.keras",
+        rounded=["embedding/embeddings", "wide_logits/kernel"],
+    )
+
+    # The model itself is untouched, bit for bit.
+    for variable, old in zip(model.weights, before, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), old)
+    loaded = keras.saving.load_model(tmp_path / "rounded.keras")
+    got = keras.ops.convert_to_numpy(loaded.get_layer("embedding").embeddings)
+    assert got.dtype == np.float32
+    # By hand: multiples of 0.0625 (0.0937 / 0.0625 = 1.4992 rounds down).
+    np.testing.assert_array_equal(got[1, :4], [0.0, 0.0625, -0.125, 0.0625])
+    expected = np.where(value > 0, 0.3125, -0.3125)
+    expected[1, :4] = got[1, :4]
+    np.testing.assert_array_equal(got, expected)
+    # An all-zero kernel stays zero; weights not named are only float16.
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded.get_layer("wide_logits").kernel), 0.0
+    )
+    for original, restored in zip(model.weights, loaded.weights, strict=True):
+        if original.path not in ("embedding/embeddings", "wide_logits/kernel"):
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(restored),
+                keras.ops.convert_to_numpy(original).astype(np.float16),
+            )
+
+
+def test_rounding_a_vocabulary_sized_embedding_deflates_it(tmp_path):
+    model = tiny(vocabulary_size=20_000, embedding_dim=32)
+    embeddings = model.get_layer("embedding").embeddings
+    rng = np.random.default_rng(2)
+    embeddings.assign(rng.normal(0.0, 0.05, embeddings.shape).astype(np.float32))
+    half = save_compact(model, tmp_path / "half.keras")
+    rounded = save_compact(
+        model, tmp_path / "rounded.keras", rounded=["embedding/embeddings"]
+    )
+    # Step 2^-7 = rms / 6.4: 27 or so distinct values in use, about 5 bits
+    # of entropy each against float16's 16 bits of mostly noise.
+    assert half / rounded > 1.8
+    loaded = keras.saving.load_model(tmp_path / "rounded.keras")
+    got = keras.ops.convert_to_numpy(loaded.get_layer("embedding").embeddings)
+    original = keras.ops.convert_to_numpy(embeddings)
+    assert np.abs(got - original).max() <= 2.0**-8
+    assert np.array_equal(got / 2.0**-7, np.round(got / 2.0**-7))
+
+
+def test_rounding_arguments_are_checked(tmp_path):
+    model = tiny()
+    with pytest.raises(ValueError, match="'embedding/kernel'"):
+        save_compact(model, tmp_path / "a.keras", rounded=["embedding/kernel"])
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=f"relative_step={bad}"):
+            save_compact(
+                model,
+                tmp_path / "a.keras",
+                rounded=["embedding/embeddings"],
+                relative_step=bad,
+            )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_still_restores_the_model(tmp_path):
+    model = tiny()
+    before = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings)
+    with pytest.raises(OSError):
+        save_compact(
+            model,
+            tmp_path / "missing" / "model.keras",
+            rounded=["embedding/embeddings"],
+        )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings), before
+    )

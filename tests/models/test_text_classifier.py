@@ -259,6 +259,7 @@ def test_registry():
         get("nope")
 
 
+@pytest.mark.slow  # a subprocess with two logical CPUs
 def test_wide_and_deep_step_is_the_same_on_two_replicas(tmp_path):
     # Its own process: logical devices must be set before TensorFlow starts.
     script = Path(__file__).with_name("wide_and_deep_replicas.py")
