@@ -287,12 +287,18 @@ def write(results: dict, quick: bool) -> None:
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def corpus_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every script over these benchmarks takes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--data", default=os.environ.get("RECURRENT_ZOO_DATA", "../shared/data")
     )
     parser.add_argument("--only", default=",".join(BENCHMARKS))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = corpus_parser(__doc__.splitlines()[0])
     parser.add_argument(
         "--epochs", type=int, default=None, help="override per benchmark"
     )

@@ -23,7 +23,6 @@ machine and date.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -34,7 +33,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from accuracy import BENCHMARKS, RELATIVE_STEP, VOCABULARY_SIZED  # noqa: E402
+from accuracy import (  # noqa: E402
+    RELATIVE_STEP,
+    VOCABULARY_SIZED,
+    corpus_parser,
+)
 
 from recurrent_zoo.data import load_corpus  # noqa: E402
 from recurrent_zoo.environment import run_record  # noqa: E402
@@ -162,11 +165,7 @@ def write(results: dict, record: dict, folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", default=os.environ.get("RECURRENT_ZOO_DATA", "../shared/data")
-    )
-    parser.add_argument("--only", default=",".join(BENCHMARKS))
+    parser = corpus_parser(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
