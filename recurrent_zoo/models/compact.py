@@ -66,7 +66,9 @@ def save_compact(
         rounded: paths (`variable.path`, e.g. "embedding/embeddings") of
             float32 variables to store on a coarse grid as well: each value
             becomes the nearest multiple of `grid_step(value, relative_step)`.
-            The model's own variables are set back afterwards, bit for bit.
+            The model's own variables hold the rounded values while
+            `model.save` runs (do not use the model from another thread
+            meanwhile) and are set back afterwards, bit for bit.
         relative_step: the grid's largest step, relative to each rounded
             variable's root mean square; no value moves by more than half a
             step. The presets use 0.25, chosen on validation
