@@ -226,6 +226,7 @@ def test_overwrite_deletes_the_previous_run_and_nothing_else(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow  # two training runs, the second a restart
 def test_a_restart_with_the_vocabulary_read_back_still_adapts_the_idf(
     shared_data, tmp_path
 ):

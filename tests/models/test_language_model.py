@@ -114,6 +114,7 @@ def test_arguments_are_checked():
         pretrain_encoder(blank, ["the film"])
 
 
+@pytest.mark.slow  # two training runs with pretraining
 def test_train_pretrains_once_and_a_resume_reuses_it(shared_data, tmp_path, capsys):
     out = tmp_path / "run"
     kwargs = dict(

@@ -20,6 +20,8 @@ import recurrent_zoo.models  # noqa: F401  (registers TextClassifier for loading
 from recurrent_zoo.tuning import load_task_data, run_search
 
 SEARCH = ("--max-trials", "3", "--epochs", "1", "--max-layers", "1")
+# A search killed and resumed in subprocesses: about a minute for the module.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
