@@ -91,6 +91,12 @@ class TextClassifierHyperModel(kt.HyperModel):
         **fixed: any other `TextClassifier` argument, held fixed in every
             trial (e.g. `vocabulary_size=5000`, `cell="keras_gru"`).
 
+    Attributes:
+        adapt_texts: if set (`run_search` sets the training texts), `fit`
+            adapts each model on these rather than on its training data:
+            under a `tf.distribute` strategy that data is a
+            `DistributedDataset`, which cannot be mapped to its texts.
+
     Raises:
         ValueError: on an unknown task, an empty or non-positive list of
             choices, `max_layers < 1`, a bad dropout range, or a fixed
@@ -144,6 +150,7 @@ class TextClassifierHyperModel(kt.HyperModel):
         self.task = task
         self.class_names = None if class_names is None else tuple(class_names)
         self.vocabulary = None if vocabulary is None else list(vocabulary)
+        self.adapt_texts: Sequence[str] | None = None
         self.units = _sorted_unique("units", units, int)
         self.max_layers = int(max_layers)
         self.embedding_dims = _sorted_unique("embedding_dims", embedding_dims, int)
@@ -294,8 +301,11 @@ class TextClassifierHyperModel(kt.HyperModel):
         """
         # With a vocabulary given, adapt keeps it: it then only sets the bag
         # of words' IDF, and does nothing for a model without one.
-        data = args[0] if args else kwargs["x"]
-        model.adapt(data.map(lambda text, label: text))
+        if self.adapt_texts is not None:
+            model.adapt(self.adapt_texts)
+        else:
+            data = args[0] if args else kwargs["x"]
+            model.adapt(data.map(lambda text, label: text))
         return model.fit(*args, **kwargs)
 
     def search_space(self) -> list[dict[str, Any]]:

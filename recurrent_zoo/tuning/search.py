@@ -745,6 +745,8 @@ def run_search(
     hypermodel.vocabulary = build_vocabulary(
         train.texts, int(hypermodel.prebuilt_arguments()["vocabulary_size"])
     )
+    # The batches below may be distributed, and then cannot be adapted on.
+    hypermodel.adapt_texts = list(train.texts)
     project_dir = Path(directory) / (project_name or f"{task}_{tuner}")
     settings = _search_settings(
         hypermodel, tuner, epochs, batch_size, seed, fixed, train, validation
