@@ -214,6 +214,16 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     return result
 
 
+def vocabulary_sized(model: keras.Model) -> dict[str, np.ndarray]:
+    """The model's `VOCABULARY_SIZED` weights by path, in that order."""
+    variables = {v.path: v for v in model.weights}
+    return {
+        name: keras.ops.convert_to_numpy(variables[name])
+        for name in VOCABULARY_SIZED
+        if name in variables
+    }
+
+
 def save_preset(
     model: keras.Model, recipe: Recipe, result: dict, args: argparse.Namespace
 ) -> None:
@@ -226,9 +236,8 @@ def save_preset(
     """
     PRESET_DIR.mkdir(exist_ok=True)
     path = PRESET_DIR / f"{recipe.preset}.keras"
-    weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
-    rounded = [name for name in VOCABULARY_SIZED if name in weights]
-    save_compact(model, path, rounded=rounded, relative_step=RELATIVE_STEP)
+    weights = vocabulary_sized(model)
+    save_compact(model, path, rounded=list(weights), relative_step=RELATIVE_STEP)
     shipped = evaluate(
         path, args.data, corpus=recipe.corpus, remove=recipe.remove, seed=args.seed
     )
@@ -238,7 +247,7 @@ def save_preset(
         "test_macro_f1": shipped["macro_f1"],
         "float32_test_accuracy": result["model"]["test_accuracy"],
         "storage": "float16 weights (recurrent_zoo.models.save_compact)",
-        "rounded": {name: grid_step(weights[name], RELATIVE_STEP) for name in rounded},
+        "rounded": {name: grid_step(w, RELATIVE_STEP) for name, w in weights.items()},
         "class_names": list(model.class_names),
         "command": result["command"],
         "date": result["date"],

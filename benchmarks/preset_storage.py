@@ -35,8 +35,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from accuracy import (  # noqa: E402
     RELATIVE_STEP,
-    VOCABULARY_SIZED,
     corpus_parser,
+    vocabulary_sized,
 )
 
 from recurrent_zoo.data import load_corpus  # noqa: E402
@@ -69,8 +69,8 @@ def measure(out: Path, data: str) -> dict:
     validation = validation_split(run, data)
     texts, labels = np.asarray(validation.texts, dtype=object), validation.labels
     reference = predicted(model, texts)
-    weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
-    rounded = [path for path in VOCABULARY_SIZED if path in weights]
+    weights = vocabulary_sized(model)
+    rounded = list(weights)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         model.save(Path(scratch) / "float32.keras")
