@@ -9,6 +9,7 @@ from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
 from recurrent_zoo.layers.rnn_base import (
     ProjectedRNN,
     batch_major_outputs,
+    wants_sequences,
 )
 
 
@@ -148,7 +149,7 @@ class LayerNormLSTM(ProjectedRNN):
             return None
         from recurrent_zoo.layers.tf_lstm_kernel import lstm_recurrence
 
-        xw, mask = self.fused_inputs(sequences, mask, training)
+        inputs, mask = self.fused_inputs(sequences, mask, training)
         weights = {"bias": cell.bias}
         if cell.layer_norm:
             weights.update(
@@ -158,15 +159,17 @@ class LayerNormLSTM(ProjectedRNN):
                 cell_beta=cell.cell_beta,
             )
         hs, h_last, c_last = lstm_recurrence(
-            xw,
+            inputs,
             initial_state[0],
             initial_state[1],
-            cell.recurrent_kernel,
+            ops.convert_to_tensor(cell.kernel),
+            ops.convert_to_tensor(cell.recurrent_kernel),
             mask=mask,
             epsilon=cell.norm_epsilon,
             # Outside training nothing is expected to back-propagate through
             # time, so skip the per-step record (gradients still work).
             record=bool(training),
+            sequences=wants_sequences(self, mask),
             **{
                 k: None if v is None else ops.convert_to_tensor(v)
                 for k, v in weights.items()

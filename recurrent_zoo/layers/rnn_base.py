@@ -214,11 +214,10 @@ class ProjectedRNN(keras.layers.RNN):
             self.cell.inputs_projected = False
 
     def fused_inputs(self, sequences, mask, training):
-        """Time-major x_t W (after input dropout) and mask for a fused loop."""
+        """Time-major inputs x_t (after input dropout) and mask for a fused
+        loop; the narrow input is transposed, not its wider projection."""
         sequences = self.cell.dropped_inputs(sequences, training)
-        # Transpose the narrow input rather than its wider projection.
-        sequences, mask = time_major_inputs(sequences, mask, self.go_backwards)
-        return ops.matmul(sequences, self.cell.kernel), mask
+        return time_major_inputs(sequences, mask, self.go_backwards)
 
     def fused_loop(self, sequences, initial_state, mask, training):
         """A backend-specific loop over the whole sequence, or None.
@@ -266,8 +265,19 @@ def time_major_inputs(sequences, mask, go_backwards: bool):
     return xz, mask
 
 
+def wants_sequences(layer, mask) -> bool:
+    """Whether a fused loop must produce the (T, B, H) step outputs."""
+    return layer.return_sequences or (mask is not None and layer.zero_output_for_mask)
+
+
 def batch_major_outputs(hs, h_last, mask, zero_output_for_mask: bool):
-    """(T, B, H) step outputs to Keras's (last_output, outputs) pair."""
+    """(T, B, H) step outputs to Keras's (last_output, outputs) pair.
+
+    `hs` None (a loop that kept no sequence, see `wants_sequences`) gives a
+    one-step stand-in for the outputs, which Keras then discards.
+    """
+    if hs is None:
+        return h_last, ops.expand_dims(h_last, 1)
     outputs = ops.transpose(hs, (1, 0, 2))
     if mask is None or not zero_output_for_mask:
         # The final state *is* the last output; taking it directly keeps the

@@ -8,6 +8,7 @@ from keras import ops
 from recurrent_zoo.layers.rnn_base import (
     ProjectedRNN,
     batch_major_outputs,
+    wants_sequences,
 )
 from recurrent_zoo.layers.simple_rnn_cell import SimpleRNNCell
 
@@ -136,15 +137,20 @@ class SimpleRNN(ProjectedRNN):
             return None
         from recurrent_zoo.layers.tf_simple_rnn_kernel import simple_rnn_recurrence
 
-        xw, mask = self.fused_inputs(sequences, mask, training)
+        inputs, mask = self.fused_inputs(sequences, mask, training)
         bias = None if cell.bias is None else ops.convert_to_tensor(cell.bias)
         hs, h_last = simple_rnn_recurrence(
-            xw,
+            inputs,
             initial_state[0],
+            ops.convert_to_tensor(cell.kernel),
             ops.convert_to_tensor(cell.recurrent_kernel),
             bias=bias,
             activation=activation,
             mask=mask,
+            # Outside training nothing is expected to back-propagate through
+            # time, so skip the per-step record (gradients still work).
+            record=bool(training),
+            sequences=wants_sequences(self, mask),
         )
         last_output, outputs = batch_major_outputs(
             hs, h_last, mask, self.zero_output_for_mask

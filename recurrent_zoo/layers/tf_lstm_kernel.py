@@ -3,11 +3,35 @@
 The generic Keras loop differentiates through `tf.while_loop` automatically,
 which pushes every intermediate of every step onto stacks and replays them;
 on a CPU that bookkeeping, not the arithmetic, dominates a training step. This
-kernel runs the recurrence over pre-projected inputs and supplies its own
-back-propagation through time (the same derivation as
-`recurrent_zoo.reference.layer_norm_lstm`), so the backward loop carries only
-dh and dc and does one matmul per step; the weight gradients are then single
-large matmuls over all steps.
+kernel supplies its own back-propagation through time (the derivation of
+`recurrent_zoo.reference.layer_norm_lstm`, rearranged as below) so that both
+loops do as few operations per step as the recurrence allows, and everything
+that does not depend on the recurrence runs as one large operation over all
+steps instead:
+
+- The input side gamma_x * LN(x_t W) + b is normalized for all steps at once,
+  before the loop.
+- The recurrent normalization needs no centring inside the loop: with
+  U_c = U - rowmean(U), h U_c is exactly h U minus its mean over the gates, so
+  LN(h U) = RMSNorm(h U_c), one reduction per step instead of two.
+- The forward loop keeps only the gates, the cell states and the outputs; the
+  backward pass rebuilds the cell normalization and tanh(.) for all steps at
+  once, and never rebuilds h U_c: with r = h U_c, r_hat = r / rms(r) and
+  G = U_c U_c^T, the gradient through the normalization is
+
+      dh = inv * q - (inv^3 / 4H) * (h . q) * (h G),     q = (gamma_h * dz) U_c^T
+
+  (inv = 1 / rms(r)), where h G for all steps is one matmul before the loop.
+  The weight gradients dU_c, dgamma_h are then a few large matmuls over all
+  steps. This halves what a training step stores against recording the
+  normalized copies, and the loops carry no (T, B, 4H) record but the gates.
+- tanh(z) = 2 sigmoid(2z) - 1: the candidate's pre-activation is scaled by 2
+  outside the loop so one sigmoid covers all four gates.
+
+The recurrence always runs in float32: under a mixed-precision policy the
+inputs are cast up and the outputs back, so the cell state, the
+normalization statistics and the accumulated gradients never lose precision
+(on a GPU the float32 matmuls still use TF32 tensor cores where enabled).
 
 Gate order is Keras's: i, f, g (candidate), o.
 """
@@ -17,8 +41,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def _normalize(x, epsilon):
-    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+def _normalize(x, epsilon, mean=None):
+    if mean is None:
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
     centered = x - mean
     inv_std = tf.math.rsqrt(
         tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon
@@ -36,9 +61,10 @@ def _normalize_grad(dxhat, xhat, inv_std):
 
 
 def lstm_recurrence(
-    xw,
+    inputs,
     h0,
     c0,
+    kernel,
     recurrent_kernel,
     bias=None,
     input_gamma=None,
@@ -48,13 +74,14 @@ def lstm_recurrence(
     mask=None,
     epsilon=1e-3,
     record=True,
+    sequences=True,
 ):
-    """Runs the LSTM recurrence over the time-major input projection.
+    """Runs the LSTM over time-major inputs.
 
     Computes, for t = 0..T-1 (LN = normalization over the feature axis; with
     all gains None the LSTM is plain and every LN and gain is dropped):
 
-        z_t = gamma_x * LN(xw_t) + gamma_h * LN(h_{t-1} U) + b
+        z_t = gamma_x * LN(x_t W) + gamma_h * LN(h_{t-1} U) + b
         i, f, o = sigmoid(z_i, z_f, z_o);  g = tanh(z_g)
         c_t = f * c_{t-1} + i * g
         h_t = o * tanh(gamma_c * LN(c_t) + beta_c)
@@ -62,9 +89,9 @@ def lstm_recurrence(
     Where `mask[t, b]` is False the step is skipped: h and c carry over.
 
     Args:
-        xw: (T, B, 4H) input projection x_t W.
+        inputs: (T, B, F) inputs x_t (after any dropout).
         h0, c0: (B, H) initial states.
-        recurrent_kernel: (H, 4H).
+        kernel: (F, 4H) W; recurrent_kernel: (H, 4H) U.
         bias: (4H,) or None.
         input_gamma, recurrent_gamma: (4H,); cell_gamma, cell_beta: (H,);
             all None for a plain LSTM.
@@ -73,58 +100,120 @@ def lstm_recurrence(
         record: keep what the hand-written backward pass needs at every
             step. False (inference) runs a lean forward loop instead: still
             differentiable, by TensorFlow's generic while_loop gradient.
+        sequences: False skips the (T, B, H) outputs (hs is then None): a
+            layer that returns only its last state keeps no output sequence
+            and receives no gradient for one.
 
     Returns:
-        (hs, h_T, c_T) with hs of shape (T, B, H).
+        (hs, h_T, c_T) with hs of shape (T, B, H), in the inputs' dtype.
     """
-    # Read variables here: tf.custom_gradient must see tensors, not variables.
-    xw, h0, c0, recurrent_kernel = (
-        tf.convert_to_tensor(t) for t in (xw, h0, c0, recurrent_kernel)
+    dtype = tf.convert_to_tensor(inputs).dtype
+
+    def f32(t):
+        return None if t is None else tf.cast(tf.convert_to_tensor(t), tf.float32)
+
+    x, h0, c0, kernel, recurrent, bias = map(
+        f32, (inputs, h0, c0, kernel, recurrent_kernel, bias)
     )
     units = tf.shape(h0)[-1]
+    scale = _gate_scale(units)
     layer_norm = recurrent_gamma is not None
-    use_bias = bias is not None
-    bias = tf.convert_to_tensor(bias) if use_bias else tf.zeros([4 * units], xw.dtype)
-    gains = (input_gamma, recurrent_gamma, cell_gamma, cell_beta)
     if layer_norm:
-        gains = tuple(tf.convert_to_tensor(t) for t in gains)
+        x, kernel = _normalized_inputs(x, kernel, f32(input_gamma) * scale, epsilon)
+        recurrent, moments = _centered(recurrent)
+        recurrent = recurrent * (f32(recurrent_gamma) * scale)
+        gains = (moments, f32(cell_gamma), f32(cell_beta))
     else:
-        gains = (tf.zeros([0], xw.dtype),) * 4
+        kernel = kernel * scale
+        recurrent = recurrent * scale
+        gains = (tf.zeros([0]),) * 3
+    bias = tf.zeros([4 * units]) if bias is None else bias * scale
     masked = mask is not None
     if not masked:
         mask = tf.zeros([0, 0], tf.bool)
     run = _recurrence if record else _forward
-    return run(
-        layer_norm, masked, epsilon, xw, h0, c0, recurrent_kernel, bias, *gains, mask
-    )
+    outputs = run(
+        layer_norm, masked, sequences, epsilon,
+        x, kernel, bias, h0, c0, recurrent, *gains, mask,
+    )  # fmt: skip
+    if record and not sequences:
+        outputs = (None, *outputs)
+    return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
 
 
-def _gate_scale(units, dtype):
+def _project(x, kernel):
+    """(T, B, F) @ (F, N) as one 2-D matmul."""
+    shape = tf.shape(x)
+    flat = tf.matmul(tf.reshape(x, [-1, shape[-1]]), kernel)
+    return tf.reshape(flat, tf.concat([shape[:-1], tf.shape(kernel)[-1:]], 0))
+
+
+def _centered(kernel):
+    """(K_c, K_c K_c^T / N) with K_c = K minus the mean of each row.
+
+    x K_c is x K centred over its N outputs, and mean((x K_c)^2) is the
+    quadratic form x (K_c K_c^T / N) x^T: so LN(x K) needs no pass over the
+    N-wide product beyond the matmul itself.
+    """
+    centered = kernel - tf.reduce_mean(kernel, axis=1, keepdims=True)
+    width = tf.cast(tf.shape(kernel)[1], tf.float32)
+    return centered, tf.matmul(centered, centered, transpose_b=True) / width
+
+
+def _normalized_inputs(x, kernel, gamma, epsilon):
+    """(x / rms(x W_c), W_c * gamma): their product is gamma * LN(x W), and
+    only the narrow (T, B, F) side is ever scaled; the mean square comes
+    from the quadratic form of `_centered`."""
+    centered, moments = _centered(kernel)
+    mean_square = tf.reduce_sum(_project(x, moments) * x, -1, keepdims=True)
+    inv = tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
+    return x * inv, centered * gamma
+
+
+def _dim(tensor, axis):
+    """The static size of an axis where known (keeps loop shapes static)."""
+    return tensor.shape[axis] or tf.shape(tensor)[axis]
+
+
+def _gate_scale(units):
     # tanh(z) = 2 sigmoid(2 z) - 1 lets one sigmoid cover all four gates.
-    one = tf.ones([units], dtype)
+    one = tf.ones([units])
     return tf.concat([one, one, 2 * one, one], 0)
 
 
-def _cell(layer_norm, masked, epsilon, t, h, c, xw, kernel, bias, gains, scale, mask):
-    """One step: (h_t, c_t, the record the backward pass needs)."""
-    gamma_x, gamma_h, gamma_c, beta_c = gains
-    r = tf.matmul(h, kernel)
+def _cell(layer_norm, masked, epsilon, t, h, c, x, weights, bias, gains, mask):
+    """One step: (h_t, c_t, record) with what the backward pass reads.
+
+    `weights` stacks the input and recurrent kernels [W; K], so both
+    projections are one matmul of [x_t, h_{t-1}]. With layer normalization
+    K is U_c * gamma_h and gains[0] is M = U_c U_c^T / 4H: h U_c / rms(h U_c)
+    is (h / rms) U_c, with rms(h U_c)^2 = h M h^T, so the normalization
+    scales the H-wide h before the matmul instead of the 4H-wide product.
+    """
+    moments, gamma_c, beta_c = gains
     if layer_norm:
-        x_hat, x_inv = _normalize(xw[t], epsilon)
-        r_hat, r_inv = _normalize(r, epsilon)
-        z = gamma_x * x_hat + gamma_h * r_hat + bias
+        # |h| <= 1, so rounding cannot push h M h^T below -epsilon.
+        mean_square = tf.reduce_sum(tf.matmul(h, moments) * h, -1, keepdims=True)
+        inv = tf.math.rsqrt(mean_square + epsilon)
+        h_in = h * inv
     else:
-        z = xw[t] + r + bias
-    a = tf.sigmoid(z * scale)
+        h_in = h
+    z = tf.nn.bias_add(tf.matmul(tf.concat([x[t], h_in], -1), weights), bias)
+    a = tf.sigmoid(z)
     i, f, g, o = tf.split(a, 4, axis=-1)
     c_new = f * c + i * (2.0 * g - 1.0)
     if layer_norm:
-        c_hat, c_inv = _normalize(c_new, epsilon)
+        c_mean = tf.reduce_mean(c_new, -1, keepdims=True)
+        c_hat, c_inv = _normalize(c_new, epsilon, c_mean)
         y = tf.tanh(gamma_c * c_hat + beta_c)
-        record = [a, x_hat, r_hat, c_hat, y, x_inv, r_inv, c_inv, c]
+        # Statistics, not normalized copies: c_hat and y are rebuilt from c.
+        record = {"stats": tf.concat([inv, c_mean, c_inv], -1)}
     else:
         y = tf.tanh(c_new)
-        record = [a, y, c]
+        record = {}
+    # One record per gate: stacking a record briefly holds it twice, and
+    # four H-wide records peak lower than one 4H-wide one.
+    record.update(i=i, f=f, g=g, o=o)
     h_new = o * y
     if masked:
         keep = tf.expand_dims(mask[t], -1)
@@ -133,126 +222,172 @@ def _cell(layer_norm, masked, epsilon, t, h, c, xw, kernel, bias, gains, scale, 
     return h_new, c_new, record
 
 
-def _forward(layer_norm, masked, epsilon, xw, h0, c0, kernel, bias, *rest):
+def _forward(layer_norm, masked, sequences, epsilon, x, w, b, h0, c0, kernel, *rest):
     *gains, mask = rest
-    steps = tf.shape(xw)[0]
-    scale = _gate_scale(tf.shape(h0)[-1], xw.dtype)
+    steps = tf.shape(x)[0]
+    weights = tf.concat([w, kernel], 0)
 
     def step(t, h, c, outputs):
-        h, c, _ = _cell(layer_norm, masked, epsilon, t, h, c, xw, kernel, bias,
-                        gains, scale, mask)  # fmt: skip
-        return t + 1, h, c, outputs.write(t, h)
+        h, c, _ = _cell(layer_norm, masked, epsilon, t, h, c, x, weights, b,
+                        gains, mask)  # fmt: skip
+        return t + 1, h, c, outputs.write(t, h) if sequences else outputs
 
     _, h_last, c_last, outputs = tf.while_loop(
         lambda t, *_: t < steps,
         step,
-        (0, h0, c0, tf.TensorArray(xw.dtype, size=steps)),
+        (0, h0, c0, tf.TensorArray(tf.float32, size=steps if sequences else 0)),
     )
-    return outputs.stack(), h_last, c_last
+    return (outputs.stack() if sequences else None), h_last, c_last
 
 
-def _recurrence(layer_norm, masked, epsilon, *tensors):
-    @tf.custom_gradient
-    def run(xw, h0, c0, kernel, bias, gamma_x, gamma_h, gamma_c, beta_c, mask):
-        steps = tf.shape(xw)[0]
-        units = tf.shape(h0)[-1]
-        dtype = xw.dtype
-        gate_scale = _gate_scale(units, dtype)
-        gains = (gamma_x, gamma_h, gamma_c, beta_c)
-        # The per-step record the backward pass reads back, one TensorArray
-        # per piece, each stacked once: packing the record into one tensor
-        # cost a concat per step and a split per step on the way back.
-        pieces = 9 if layer_norm else 3
+class _Steps:
+    """(T, ...) TensorArrays a loop fills one step at a time, by name."""
 
-        def new_array():
-            return tf.TensorArray(dtype, size=steps)
+    def __init__(self, size, names):
+        self.buffers = {k: tf.TensorArray(tf.float32, size=size) for k in names}
 
-        def step(t, h, c, outputs, saved):
-            h_new, c_new, record = _cell(
-                layer_norm, masked, epsilon, t, h, c, xw, kernel, bias, gains,
-                gate_scale, mask,
-            )  # fmt: skip
-            saved = [
-                array.write(t, piece)
-                for array, piece in zip(saved, record, strict=True)
-            ]
-            return t + 1, h_new, c_new, outputs.write(t, h_new), saved
+    @staticmethod
+    def write(buffers: dict, t, values: dict) -> dict:
+        return {k: buffers[k].write(t, v) for k, v in values.items()}
 
-        _, h_last, c_last, outputs, saved = tf.while_loop(
-            lambda t, *_: t < steps,
-            step,
-            (0, h0, c0, new_array(), [new_array() for _ in range(pieces)]),
-        )
-        hs = outputs.stack()
+    @staticmethod
+    def finish(buffers: dict) -> dict:
         # Stacked tensors, not the TensorArrays: a gradient function that
         # captures TensorList variants cannot be written into a SavedModel.
-        saved = [array.stack() for array in saved]
+        return {k: b.stack() for k, b in buffers.items()}
 
-        def grad(d_hs, d_h_last, d_c_last):
-            kernel_t = tf.transpose(kernel)
-            # dg/dz_g = 1 - g^2 = 4 a_g (1 - a_g) under the sigmoid rewrite.
-            deriv_scale = gate_scale * gate_scale
-            zeros_4h = tf.zeros([4 * units], dtype)
-            zeros_h = tf.zeros([units], dtype)
 
-            def back(t, dh, dc, d_xw, d_r, d_b, d_gx, d_gh, d_gc, d_bc):
-                record = [piece[t] for piece in saved]
-                if layer_norm:
-                    a, x_hat, r_hat, c_hat, y, x_inv, r_inv, c_inv, c_prev = record
-                else:
-                    a, y, c_prev = record
-                i, f, g, o = tf.split(a, 4, axis=-1)
-                g = 2.0 * g - 1.0
-                dh = dh + d_hs[t]
-                if masked:
-                    keep = tf.expand_dims(mask[t], -1)
-                    dh_new = tf.where(keep, dh, 0.0)
-                else:
-                    dh_new = dh
-                d_arg = dh_new * o * (1.0 - y * y)
-                if layer_norm:
-                    d_gc += tf.reduce_sum(d_arg * c_hat, 0)
-                    d_bc += tf.reduce_sum(d_arg, 0)
-                    dc_new = dc + _normalize_grad(d_arg * gamma_c, c_hat, c_inv)
-                else:
-                    dc_new = dc + d_arg
-                if masked:
-                    dc_new = tf.where(keep, dc_new, 0.0)
-                da = tf.concat([dc_new * g, dc_new * c_prev, dc_new * i,
-                                dh_new * y], -1)  # fmt: skip
-                dz = da * a * (1.0 - a) * deriv_scale
-                d_b += tf.reduce_sum(dz, 0)
-                if layer_norm:
-                    d_gx += tf.reduce_sum(dz * x_hat, 0)
-                    d_gh += tf.reduce_sum(dz * r_hat, 0)
-                    d_xw = d_xw.write(t, _normalize_grad(dz * gamma_x, x_hat, x_inv))
-                    dr = _normalize_grad(dz * gamma_h, r_hat, r_inv)
-                    d_r = d_r.write(t, dr)
-                else:
-                    d_xw = d_xw.write(t, dz)
-                    dr = dz
-                dh_prev = tf.matmul(dr, kernel_t)
-                dc_prev = dc_new * f
-                if masked:
-                    dh_prev = tf.where(keep, dh_prev, dh)
-                    dc_prev = tf.where(keep, dc_prev, dc)
-                return t - 1, dh_prev, dc_prev, d_xw, d_r, d_b, d_gx, d_gh, d_gc, d_bc
+def _recurrence(layer_norm, masked, sequences, epsilon, *tensors):
+    @tf.custom_gradient
+    def run(x, w, b, h0, c0, kernel, moments, gamma_c, beta_c, mask):
+        steps = tf.shape(x)[0]
+        weights = tf.concat([w, kernel], 0)
+        gains = (moments, gamma_c, beta_c)
+        names = ["i", "f", "g", "o"]
+        if layer_norm:
+            names.append("stats")
+        # h and c with h_0, c_0 in front: h_{t-1} and h_t are then two views.
+        states = _Steps(steps + 1, ["h", "c"])
+        records = _Steps(steps, names)
 
-            loop_vars = (steps - 1, d_h_last, d_c_last, new_array(), new_array(),
-                         zeros_4h, zeros_4h, zeros_4h, zeros_h, zeros_h)  # fmt: skip
-            _, dh0, dc0, d_xw, d_r, d_b, d_gx, d_gh, d_gc, d_bc = tf.while_loop(
-                lambda t, *_: t >= 0, back, loop_vars
-            )
-            d_xw = d_xw.stack()
-            d_r = d_r.stack() if layer_norm else d_xw
-            h_prev = tf.reshape(tf.concat([h0[None], hs[:-1]], 0), [-1, units])
-            d_kernel = tf.matmul(
-                h_prev, tf.reshape(d_r, [-1, 4 * units]), transpose_a=True
-            )
-            if not layer_norm:
-                d_gx = d_gh = d_gc = d_bc = tf.zeros([0], dtype)
-            return d_xw, dh0, dc0, d_kernel, d_b, d_gx, d_gh, d_gc, d_bc, None
+        def step(t, h, c, state_buffers, record_buffers):
+            h, c, record = _cell(layer_norm, masked, epsilon, t, h, c, x, weights,
+                                 b, gains, mask)  # fmt: skip
+            state_buffers = states.write(state_buffers, t + 1, {"h": h, "c": c})
+            record_buffers = records.write(record_buffers, t, record)
+            return t + 1, h, c, state_buffers, record_buffers
 
-        return (hs, h_last, c_last), grad
+        first = states.write(states.buffers, 0, {"h": h0, "c": c0})
+        _, h_last, c_last, state_buffers, record_buffers = tf.while_loop(
+            lambda t, *_: t < steps, step, (0, h0, c0, first, records.buffers)
+        )
+        saved = {**states.finish(state_buffers), **records.finish(record_buffers)}
+        hs = saved["h"][1:]
+
+        def grad(*upstream):
+            d_hs, *upstream = upstream if sequences else (None, *upstream)
+            return _backward(
+                layer_norm, masked, epsilon, saved,
+                (x, weights, *gains, mask), (d_hs, *upstream),
+            )  # fmt: skip
+
+        outputs = (hs, h_last, c_last) if sequences else (h_last, c_last)
+        return outputs, grad
 
     return run(*tensors)
+
+
+def _backward(layer_norm, masked, epsilon, saved, inputs, upstream):
+    """Gradients of `_recurrence` for its inputs.
+
+    The weight gradients are accumulated step by step, as Keras's own loop
+    does: one matmul [x_t, h_{t-1} inv_t, 1]^T dz_t per step yields dW, dK
+    and db together, and no (T, B, 4H) gradient is ever materialized.
+    Through the recurrent normalization, with s = h K (K = U_c * gamma_h),
+    m = h M h^T (M = U_c U_c^T / 4H) and inv = (m + eps)^-1/2:
+    dh = inv q + 2 dm (h M) with q = dz K^T and dm = -inv^3 (h . q) / 2,
+    dK = sum (inv h)^T dz and dM = sum (dm h)^T h, so no step rebuilds the
+    4H-wide h U_c.
+    """
+    x, weights, moments, gamma_c, beta_c, mask = inputs
+    d_hs, d_h_last, d_c_last = upstream
+    steps = tf.shape(x)[0]
+    features, units = _dim(x, 2), _dim(saved["c"], 2)
+    h_prev, c_prev = saved["h"][:-1], saved["c"][:-1]
+    # dz [W; K]^T gives dx_t and q in one matmul.
+    weights_t = tf.transpose(weights)
+    ones = tf.ones_like(d_h_last[:, :1])
+    if layer_norm:
+        inv, c_mean, c_inv = tf.split(saved["stats"], 3, axis=-1)
+        neg_inv_cubed = -(inv**3)
+    grads = _Steps(steps, ["dx", "dm"] if layer_norm else ["dx"])
+
+    def back(t, dh, dc, d_weights, d_cell, buffers):
+        i, f, g, o = (saved[k][t] for k in "ifgo")
+        # The step's own c_t (at a skipped step the carried one: its
+        # gradient is zero either way).
+        c_t = saved["c"][t + 1]
+        if layer_norm:
+            c_hat = (c_t - c_mean[t]) * c_inv[t]
+            y = tf.tanh(gamma_c * c_hat + beta_c)
+        else:
+            y = tf.tanh(c_t)
+        if d_hs is not None:
+            dh = dh + d_hs[t]
+        if masked:
+            keep = tf.expand_dims(mask[t], -1)
+            dh_new = tf.where(keep, dh, 0.0)
+        else:
+            dh_new = dh
+        d_y = dh_new * o * (1.0 - y * y)
+        if layer_norm:
+            d_cell += tf.reduce_sum(tf.concat([d_y * c_hat, d_y], -1), 0)
+            dc_new = dc + _normalize_grad(d_y * gamma_c, c_hat, c_inv[t])
+        else:
+            dc_new = dc + d_y
+        if masked:
+            dc_new = tf.where(keep, dc_new, 0.0)
+        # d/d sigmoid of each gate; the candidate's sigmoid enters as 2a - 1.
+        d_a = tf.concat([dc_new * (2.0 * g - 1.0), dc_new * c_prev[t],
+                         2.0 * dc_new * i, dh_new * y], -1)  # fmt: skip
+        a = tf.concat([i, f, g, o], -1)
+        dz = d_a * a * (1.0 - a)
+        dx, q = tf.split(tf.matmul(dz, weights_t), [features, units], axis=-1)
+        if layer_norm:
+            # 2 dm, dm = dL/d(h M h^T); h M is cheaper rebuilt than stored.
+            dm = neg_inv_cubed[t] * tf.reduce_sum(h_prev[t] * q, -1, keepdims=True)
+            dh_prev = inv[t] * q + dm * tf.matmul(h_prev[t], moments)
+            h_in = h_prev[t] * inv[t]
+            buffers = grads.write(buffers, t, {"dx": dx, "dm": dm})
+        else:
+            dh_prev = q
+            h_in = h_prev[t]
+            buffers = grads.write(buffers, t, {"dx": dx})
+        d_weights += tf.matmul(tf.concat([x[t], h_in, ones], -1), dz, transpose_a=True)
+        dc_prev = dc_new * f
+        if masked:
+            dh_prev = tf.where(keep, dh_prev, dh)
+            dc_prev = tf.where(keep, dc_prev, dc)
+        return t - 1, dh_prev, dc_prev, d_weights, d_cell, buffers
+
+    initial = (
+        steps - 1, d_h_last, d_c_last,
+        tf.zeros([features + units + 1, 4 * units]), tf.zeros([2 * units]),
+        grads.buffers,
+    )  # fmt: skip
+    _, dh0, dc0, d_weights, d_cell, buffers = tf.while_loop(
+        lambda t, *_: t >= 0, back, initial
+    )
+    out = grads.finish(buffers)
+    d_w, d_kernel, d_b = tf.split(d_weights, [features, units, 1], 0)
+    d_b = d_b[0]
+    if not layer_norm:
+        empty = tf.zeros([0])
+        return out["dx"], d_w, d_b, dh0, dc0, d_kernel, empty, empty, empty, None
+    flat_h = tf.reshape(h_prev, [-1, units])
+    d_moments = tf.matmul(
+        flat_h * tf.reshape(0.5 * out["dm"], [-1, 1]), flat_h, transpose_a=True
+    )
+    d_gamma_c, d_beta_c = tf.split(d_cell, 2)
+    return (out["dx"], d_w, d_b, dh0, dc0, d_kernel, d_moments, d_gamma_c,
+            d_beta_c, None)  # fmt: skip

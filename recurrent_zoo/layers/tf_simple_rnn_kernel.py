@@ -1,10 +1,12 @@
 """TensorFlow kernel for the simple (Elman) RNN recurrence.
 
-Same idea as `tf_lstm_kernel`: the loop runs over the input projection x_t W
-and supplies its own back-propagation through time (the derivation in
-`recurrent_zoo.reference.simple_rnn`), so the backward loop is one matmul
-and three elementwise operations per step, and dL/dU is a single matmul
-over all steps instead of one small matmul accumulated per step.
+Same design as `tf_lstm_kernel`: each step is one matmul of [x_t, h_{t-1}]
+with the stacked kernels [W; U], the loop keeps only h, and the hand-written
+back-propagation through time (the derivation in
+`recurrent_zoo.reference.simple_rnn`) accumulates dW, dU and db with one
+matmul per step, writing only the narrow input gradient dx_t, so a training
+step holds about what Keras's own loop holds. The recurrence runs in float32
+whatever the inputs' dtype.
 """
 
 from __future__ import annotations
@@ -21,76 +23,134 @@ _FUNCTIONS = {"tanh": tf.tanh, "relu": tf.nn.relu, "linear": None}
 
 
 def simple_rnn_recurrence(
-    xw, h0, recurrent_kernel, bias=None, activation="tanh", mask=None
+    inputs,
+    h0,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    activation="tanh",
+    mask=None,
+    record=True,
+    sequences=True,
 ):
-    """h_t = act(xw_t + h_{t-1} U + b) over time-major xw of shape (T, B, H).
+    """h_t = act(x_t W + h_{t-1} U + b) over time-major inputs (T, B, F).
 
     Where `mask[t, b]` is False the step is skipped and h carries over.
-    `activation` is "tanh", "relu" or "linear". Returns (hs, h_T).
+    `activation` is "tanh", "relu" or "linear". `record` False (inference)
+    runs a plain loop, differentiable by TensorFlow's generic gradient;
+    `sequences` False skips the (T, B, H) outputs (hs is then None).
+    Returns (hs, h_T) in the inputs' dtype.
     """
-    xw, h0, recurrent_kernel = (
-        tf.convert_to_tensor(t) for t in (xw, h0, recurrent_kernel)
+    dtype = tf.convert_to_tensor(inputs).dtype
+    x, h0, kernel, recurrent = (
+        tf.cast(tf.convert_to_tensor(t), tf.float32)
+        for t in (inputs, h0, kernel, recurrent_kernel)
     )
-    use_bias = bias is not None
-    bias = (
-        tf.convert_to_tensor(bias)
-        if use_bias
-        else tf.zeros([tf.shape(h0)[-1]], xw.dtype)
-    )
+    units = h0.shape[-1] or tf.shape(h0)[-1]
+    bias = tf.zeros([units]) if bias is None else tf.cast(bias, tf.float32)
     masked = mask is not None
     if not masked:
         mask = tf.zeros([0, 0], tf.bool)
-    return _recurrence(activation, masked, xw, h0, recurrent_kernel, bias, mask)
+    run = _recurrence if record else _forward
+    outputs = run(activation, masked, sequences, x, kernel, bias, h0, recurrent, mask)
+    if record and not sequences:
+        outputs = (None, *outputs)
+    return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
 
 
-def _recurrence(activation, masked, *tensors):
-    act, derivative = _FUNCTIONS[activation], DERIVATIVES[activation]
+def _step(act, masked, t, h, x, weights, bias, mask):
+    h_new = tf.nn.bias_add(tf.matmul(tf.concat([x[t], h], -1), weights), bias)
+    if act is not None:
+        h_new = act(h_new)
+    if masked:
+        h_new = tf.where(tf.expand_dims(mask[t], -1), h_new, h)
+    return h_new
+
+
+def _forward(activation, masked, sequences, x, kernel, bias, h0, recurrent, mask):
+    act = _FUNCTIONS[activation]
+    steps = tf.shape(x)[0]
+    weights = tf.concat([kernel, recurrent], 0)
+
+    def step(t, h, outputs):
+        h = _step(act, masked, t, h, x, weights, bias, mask)
+        return t + 1, h, outputs.write(t, h) if sequences else outputs
+
+    _, h_last, outputs = tf.while_loop(
+        lambda t, *_: t < steps,
+        step,
+        (0, h0, tf.TensorArray(tf.float32, size=steps if sequences else 0)),
+    )
+    return (outputs.stack() if sequences else None), h_last
+
+
+def _recurrence(activation, masked, sequences, *tensors):
+    act = _FUNCTIONS[activation]
 
     @tf.custom_gradient
-    def run(xw, h0, kernel, bias, mask):
-        steps = tf.shape(xw)[0]
+    def run(x, kernel, bias, h0, recurrent, mask):
+        steps = tf.shape(x)[0]
+        weights = tf.concat([kernel, recurrent], 0)
 
-        def step(t, h, outputs):
-            h_new = xw[t] + tf.matmul(h, kernel) + bias
-            if act is not None:
-                h_new = act(h_new)
-            if masked:
-                h_new = tf.where(tf.expand_dims(mask[t], -1), h_new, h)
-            return t + 1, h_new, outputs.write(t, h_new)
+        def step(t, h, states):
+            h = _step(act, masked, t, h, x, weights, bias, mask)
+            return t + 1, h, states.write(t + 1, h)
 
-        _, h_last, outputs = tf.while_loop(
-            lambda t, *_: t < steps,
-            step,
-            (0, h0, tf.TensorArray(xw.dtype, size=steps)),
+        # h_0 in front: h_{t-1} and h_t are then two views of one tensor.
+        states = tf.TensorArray(tf.float32, size=steps + 1).write(0, h0)
+        _, h_last, states = tf.while_loop(
+            lambda t, *_: t < steps, step, (0, h0, states)
         )
-        hs = outputs.stack()
+        # Stacked, not the TensorArray: a gradient function that captures a
+        # TensorList variant cannot be written into a SavedModel.
+        states = states.stack()
 
-        def grad(d_hs, d_h_last):
-            kernel_t = tf.transpose(kernel)
-
-            def back(t, dh, d_a):
-                dh = dh + d_hs[t]
-                da = dh if derivative is None else dh * derivative(hs[t])
-                if masked:
-                    keep = tf.expand_dims(mask[t], -1)
-                    da = tf.where(keep, da, 0.0)
-                    dh_prev = tf.where(keep, tf.matmul(da, kernel_t), dh)
-                else:
-                    dh_prev = tf.matmul(da, kernel_t)
-                return t - 1, dh_prev, d_a.write(t, da)
-
-            _, dh0, d_a = tf.while_loop(
-                lambda t, *_: t >= 0,
-                back,
-                (steps - 1, d_h_last, tf.TensorArray(xw.dtype, size=steps)),
+        def grad(*upstream):
+            d_hs, d_h_last = upstream if sequences else (None, *upstream)
+            return _backward(
+                activation, masked, states, x, weights, mask, d_hs, d_h_last
             )
-            d_a = d_a.stack()
-            units = tf.shape(h0)[-1]
-            h_prev = tf.reshape(tf.concat([h0[None], hs[:-1]], 0), [-1, units])
-            flat_da = tf.reshape(d_a, [-1, units])
-            d_kernel = tf.matmul(h_prev, flat_da, transpose_a=True)
-            return d_a, dh0, d_kernel, tf.reduce_sum(flat_da, 0), None
 
-        return (hs, h_last), grad
+        return ((states[1:], h_last) if sequences else (h_last,)), grad
 
     return run(*tensors)
+
+
+def _backward(activation, masked, states, x, weights, mask, d_hs, d_h_last):
+    """dx, dW, db, dh_0, dU: one matmul per step for dx_t and dh_{t-1}, one
+    for [x_t, h_{t-1}, 1]^T da_t, which accumulates dW, dU and db at once."""
+    derivative = DERIVATIVES[activation]
+    steps = tf.shape(x)[0]
+    features = x.shape[-1] or tf.shape(x)[-1]
+    units = states.shape[-1] or tf.shape(states)[-1]
+    weights_t = tf.transpose(weights)
+    ones = tf.ones_like(d_h_last[:, :1])
+
+    def back(t, dh, d_weights, dx_all):
+        if d_hs is not None:
+            dh = dh + d_hs[t]
+        h_prev = states[t]
+        da = dh if derivative is None else dh * derivative(states[t + 1])
+        if masked:
+            keep = tf.expand_dims(mask[t], -1)
+            da = tf.where(keep, da, 0.0)
+        dx, dh_prev = tf.split(tf.matmul(da, weights_t), [features, units], -1)
+        if masked:
+            dh_prev = tf.where(keep, dh_prev, dh)
+        d_weights += tf.matmul(
+            tf.concat([x[t], h_prev, ones], -1), da, transpose_a=True
+        )
+        return t - 1, dh_prev, d_weights, dx_all.write(t, dx)
+
+    _, dh0, d_weights, dx = tf.while_loop(
+        lambda t, *_: t >= 0,
+        back,
+        (
+            steps - 1,
+            d_h_last,
+            tf.zeros([features + units + 1, units]),
+            tf.TensorArray(tf.float32, size=steps),
+        ),
+    )
+    d_kernel, d_recurrent, d_bias = tf.split(d_weights, [features, units, 1], 0)
+    return dx.stack(), d_kernel, d_bias[0], dh0, d_recurrent, None

@@ -98,6 +98,30 @@ def test_masked_gradients_fused_equal_generic(monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("layer_norm", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_last_state_gradients_fused_equal_generic(monkeypatch, layer_norm, masked):
+    """return_sequences=False: the kernel keeps no output sequence and gets
+    no gradient for one; gradients still equal the generic loop's."""
+    layer = LayerNormLSTM(3, layer_norm=layer_norm, return_state=True, **RANDOM_NORM)
+    layer(X)
+    x = tf.constant(X)
+    h0, c0 = tf.constant(RNG.normal(size=(2, 3, 3)).astype("float32"))
+    mask = MASK if masked else None
+
+    def grads():
+        with tf.GradientTape() as tape:
+            tape.watch([x, h0, c0])
+            last, h, c = layer(x, initial_state=[h0, c0], mask=mask, training=True)
+            loss = tf.reduce_sum(last * c[:, ::-1]) + tf.reduce_sum(h * h)
+        return tape.gradient(loss, [x, h0, c0, *layer.trainable_variables])
+
+    fused = grads()
+    monkeypatch.setattr(LayerNormLSTM, "fused_loop", lambda self, *args: None)
+    for a, b in zip(fused, grads(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_cell_in_keras_rnn_equals_layer():
     layer = LayerNormLSTM(3, return_sequences=True, **RANDOM_NORM)
     wrapped = keras.layers.RNN(LayerNormLSTMCell(3), return_sequences=True)
@@ -171,9 +195,10 @@ def test_inference_loop_matches_training_loop(layer_norm):
     """`record=False` (what inference runs) gives the same outputs, and the
     same gradients through TensorFlow's autodiff, as the recording kernel."""
     rng = np.random.default_rng(3)
-    xw = tf.constant(rng.normal(size=(5, 3, 8)).astype("float32"))
+    x = tf.constant(rng.normal(size=(5, 3, 4)).astype("float32"))
     h0, c0 = (tf.constant(rng.normal(size=(3, 2)).astype("float32")) for _ in "hc")
-    kernel = tf.constant(rng.normal(size=(2, 8)).astype("float32"))
+    kernel = tf.constant(rng.normal(size=(4, 8)).astype("float32"))
+    recurrent = tf.constant(rng.normal(size=(2, 8)).astype("float32"))
     extra = {"bias": tf.constant(rng.normal(size=8).astype("float32"))}
     if layer_norm:
         extra.update(
@@ -185,11 +210,11 @@ def test_inference_loop_matches_training_loop(layer_norm):
     mask = tf.constant(MASK.T[:, :3])
 
     def run(record):
-        inputs = [xw, h0, c0, kernel, *extra.values()]
+        inputs = [x, h0, c0, kernel, recurrent, *extra.values()]
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             hs, h, c = tf_lstm_kernel.lstm_recurrence(
-                xw, h0, c0, kernel, mask=mask, record=record, **extra
+                x, h0, c0, kernel, recurrent, mask=mask, record=record, **extra
             )
             loss = tf.reduce_sum(hs * hs) + tf.reduce_sum(h * c)
         return [hs, h, c], tape.gradient(loss, inputs)

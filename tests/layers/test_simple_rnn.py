@@ -77,7 +77,10 @@ def test_layer_norm_forward_matches_numpy():
 
 @pytest.mark.parametrize("many_to_one", [True, False])
 @pytest.mark.parametrize("activation", ["tanh", "linear"])
-def test_gradients_match_numpy_bptt(path, many_to_one, activation):
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients_match_numpy_bptt(path, many_to_one, activation, training):
+    # training=True: the kernel's own BPTT; False: its lean inference loop,
+    # differentiated by TensorFlow.
     layer = SimpleRNN(3, activation=activation, return_sequences=True)
     layer(X)
     d_hs = RNG.normal(size=(3, 5, 3))
@@ -86,7 +89,7 @@ def test_gradients_match_numpy_bptt(path, many_to_one, activation):
     x = tf.constant(X)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = tf.reduce_sum(layer(x) * d_hs.astype("float32"))
+        loss = tf.reduce_sum(layer(x, training=training) * d_hs.astype("float32"))
     grads = tape.gradient(loss, [x, *layer.trainable_variables])
     expected = simple_rnn_bptt(X, *_weights(layer), d_hs, activation=activation)
     names = ["x", "kernel", "recurrent_kernel", "bias"]
@@ -103,8 +106,30 @@ def test_masked_gradients_fused_equal_generic(monkeypatch):
     def grads():
         with tf.GradientTape() as tape:
             tape.watch([x, h0])
-            hs, h = layer(x, initial_state=[h0], mask=MASK)
+            hs, h = layer(x, initial_state=[h0], mask=MASK, training=True)
             loss = tf.reduce_sum(hs * weights) + tf.reduce_sum(h * h)
+        return tape.gradient(loss, [x, h0, *layer.trainable_variables])
+
+    fused = grads()
+    monkeypatch.setattr(SimpleRNN, "fused_loop", lambda self, *args: None)
+    for a, b in zip(fused, grads(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_last_state_gradients_fused_equal_generic(monkeypatch, masked):
+    """return_sequences=False: the kernel keeps no output sequence and gets
+    no gradient for one; gradients still equal the generic loop's."""
+    layer = SimpleRNN(3, return_state=True)
+    layer(X)
+    x, h0 = tf.constant(X), tf.constant(RNG.normal(size=(3, 3)).astype("float32"))
+    mask = MASK if masked else None
+
+    def grads():
+        with tf.GradientTape() as tape:
+            tape.watch([x, h0])
+            last, h = layer(x, initial_state=[h0], mask=mask, training=True)
+            loss = tf.reduce_sum(last * h[:, ::-1]) + tf.reduce_sum(h)
         return tape.gradient(loss, [x, h0, *layer.trainable_variables])
 
     fused = grads()
