@@ -165,6 +165,7 @@ class LayerNormLSTM(ProjectedRNN):
             ops.convert_to_tensor(cell.kernel),
             ops.convert_to_tensor(cell.recurrent_kernel),
             mask=mask,
+            reverse=self.go_backwards,
             epsilon=cell.norm_epsilon,
             # Outside training nothing is expected to back-propagate through
             # time, so skip the per-step record (gradients still work).

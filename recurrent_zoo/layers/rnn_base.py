@@ -214,10 +214,16 @@ class ProjectedRNN(keras.layers.RNN):
             self.cell.inputs_projected = False
 
     def fused_inputs(self, sequences, mask, training):
-        """Time-major inputs x_t (after input dropout) and mask for a fused
-        loop; the narrow input is transposed, not its wider projection."""
+        """Inputs for a fused loop: the (B, T, F) sequences after input
+        dropout, left batch-major (the loop reads step t where it needs it,
+        so no time-major copy is held through training), and the mask as
+        (T, B) in processing order (reversed for `go_backwards`)."""
         sequences = self.cell.dropped_inputs(sequences, training)
-        return time_major_inputs(sequences, mask, self.go_backwards)
+        if mask is not None:
+            mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))
+            if self.go_backwards:
+                mask = ops.flip(mask, axis=0)
+        return sequences, mask
 
     def fused_loop(self, sequences, initial_state, mask, training):
         """A backend-specific loop over the whole sequence, or None.
@@ -252,17 +258,6 @@ class ProjectedRNN(keras.layers.RNN):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def time_major_inputs(sequences, mask, go_backwards: bool):
-    """(B, T, F) inputs and (B, T) mask to time-major, reversed if asked."""
-    xz = ops.transpose(sequences, (1, 0, 2))
-    if mask is not None:
-        mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))
-    if go_backwards:
-        xz = ops.flip(xz, axis=0)
-        mask = None if mask is None else ops.flip(mask, axis=0)
-    return xz, mask
 
 
 def wants_sequences(layer, mask) -> bool:

@@ -147,6 +147,7 @@ class SimpleRNN(ProjectedRNN):
             bias=bias,
             activation=activation,
             mask=mask,
+            reverse=self.go_backwards,
             # Outside training nothing is expected to back-propagate through
             # time, so skip the per-step record (gradients still work).
             record=bool(training),

@@ -1,32 +1,32 @@
 """TensorFlow kernel for the (layer-normalized) LSTM recurrence.
 
 The generic Keras loop differentiates through `tf.while_loop` automatically,
-which pushes every intermediate of every step onto stacks and replays them;
-on a CPU that bookkeeping, not the arithmetic, dominates a training step. This
-kernel supplies its own back-propagation through time (the derivation of
+which pushes every intermediate of every step onto stacks and replays them.
+This kernel supplies its own back-propagation through time (the derivation of
 `recurrent_zoo.reference.layer_norm_lstm`, rearranged as below) so that both
-loops do as few operations per step as the recurrence allows, and everything
-that does not depend on the recurrence runs as one large operation over all
-steps instead:
+loops do as few operations per step as the recurrence allows, and a training
+step keeps little more than Keras's own LSTM keeps:
 
-- The input side gamma_x * LN(x_t W) + b is normalized for all steps at once,
-  before the loop.
-- The recurrent normalization needs no centring inside the loop: with
-  U_c = U - rowmean(U), h U_c is exactly h U minus its mean over the gates, so
-  LN(h U) = RMSNorm(h U_c), one reduction per step instead of two.
-- The forward loop keeps only the gates, the cell states and the outputs; the
-  backward pass rebuilds the cell normalization and tanh(.) for all steps at
-  once, and never rebuilds h U_c: with r = h U_c, r_hat = r / rms(r) and
-  G = U_c U_c^T, the gradient through the normalization is
-
-      dh = inv * q - (inv^3 / 4H) * (h . q) * (h G),     q = (gamma_h * dz) U_c^T
-
-  (inv = 1 / rms(r)), where h G for all steps is one matmul before the loop.
-  The weight gradients dU_c, dgamma_h are then a few large matmuls over all
-  steps. This halves what a training step stores against recording the
-  normalized copies, and the loops carry no (T, B, 4H) record but the gates.
-- tanh(z) = 2 sigmoid(2z) - 1: the candidate's pre-activation is scaled by 2
-  outside the loop so one sigmoid covers all four gates.
+- Each step is one matmul [x_t, h_{t-1}] [W; K] plus a bias: no (T, B, 4H)
+  input projection is ever held.
+- Both normalizations of matmul outputs act on the narrow side. With the
+  rows of a kernel centred (W_c = W - rowmean(W)), x W_c is x W minus its
+  mean over the gates, and mean((x W_c)^2) is the quadratic form
+  x (W_c W_c^T / 4H) x^T; so gamma * LN(x W) = (x / rms) (W_c * gamma). The
+  4H-wide products are never normalized, centred or scaled: the input side
+  costs one (T, B, F) pass, the recurrent side one H-wide multiply per step.
+- The forward loop records h, c, the four gates and three statistics per
+  example (1/rms of h U_c, mean and 1/std of c_t); the backward loop rebuilds
+  LN(c_t) and tanh(.) from them. Each record is its own TensorArray: stacking
+  one briefly holds it twice, and H-wide records peak lower than 4H-wide.
+- The backward loop accumulates dW, dK and db with one matmul
+  [x_t, h_{t-1} / rms, 1]^T dz_t per step (as Keras's loop does), so no
+  (T, B, 4H) gradient is materialized; dx_t and dh_{t-1} come from one matmul
+  dz_t [W; K]^T.
+- A layer that returns only its last state asks for no output sequence and
+  receives no (T, B, H) gradient for one.
+- tanh(z) = 2 sigmoid(2z) - 1: the candidate's columns of W, K and b are
+  scaled by 2 so one sigmoid covers all four gates.
 
 The recurrence always runs in float32: under a mixed-precision policy the
 inputs are cast up and the outputs back, so the cell state, the
@@ -75,8 +75,9 @@ def lstm_recurrence(
     epsilon=1e-3,
     record=True,
     sequences=True,
+    reverse=False,
 ):
-    """Runs the LSTM over time-major inputs.
+    """Runs the LSTM over batch-major inputs.
 
     Computes, for t = 0..T-1 (LN = normalization over the feature axis; with
     all gains None the LSTM is plain and every LN and gain is dropped):
@@ -89,13 +90,13 @@ def lstm_recurrence(
     Where `mask[t, b]` is False the step is skipped: h and c carry over.
 
     Args:
-        inputs: (T, B, F) inputs x_t (after any dropout).
+        inputs: (B, T, F) inputs x_t (after any dropout).
         h0, c0: (B, H) initial states.
         kernel: (F, 4H) W; recurrent_kernel: (H, 4H) U.
         bias: (4H,) or None.
         input_gamma, recurrent_gamma: (4H,); cell_gamma, cell_beta: (H,);
             all None for a plain LSTM.
-        mask: optional (T, B) bool.
+        mask: optional (T, B) bool, in processing order.
         epsilon: normalization epsilon.
         record: keep what the hand-written backward pass needs at every
             step. False (inference) runs a lean forward loop instead: still
@@ -103,6 +104,7 @@ def lstm_recurrence(
         sequences: False skips the (T, B, H) outputs (hs is then None): a
             layer that returns only its last state keeps no output sequence
             and receives no gradient for one.
+        reverse: process the steps last to first (hs in processing order).
 
     Returns:
         (hs, h_T, c_T) with hs of shape (T, B, H), in the inputs' dtype.
@@ -133,7 +135,7 @@ def lstm_recurrence(
         mask = tf.zeros([0, 0], tf.bool)
     run = _recurrence if record else _forward
     outputs = run(
-        layer_norm, masked, sequences, epsilon,
+        (layer_norm, masked, sequences, reverse, epsilon),
         x, kernel, bias, h0, c0, recurrent, *gains, mask,
     )  # fmt: skip
     if record and not sequences:
@@ -170,6 +172,11 @@ def _normalized_inputs(x, kernel, gamma, epsilon):
     return x * inv, centered * gamma
 
 
+def time_index(t, steps, reverse: bool):
+    """The time step of the inputs read at processing step t."""
+    return steps - 1 - t if reverse else t
+
+
 def _dim(tensor, axis):
     """The static size of an axis where known (keeps loop shapes static)."""
     return tensor.shape[axis] or tf.shape(tensor)[axis]
@@ -181,7 +188,7 @@ def _gate_scale(units):
     return tf.concat([one, one, 2 * one, one], 0)
 
 
-def _cell(layer_norm, masked, epsilon, t, h, c, x, weights, bias, gains, mask):
+def _cell(layer_norm, masked, epsilon, t, h, c, x_t, weights, bias, gains, mask):
     """One step: (h_t, c_t, record) with what the backward pass reads.
 
     `weights` stacks the input and recurrent kernels [W; K], so both
@@ -198,7 +205,7 @@ def _cell(layer_norm, masked, epsilon, t, h, c, x, weights, bias, gains, mask):
         h_in = h * inv
     else:
         h_in = h
-    z = tf.nn.bias_add(tf.matmul(tf.concat([x[t], h_in], -1), weights), bias)
+    z = tf.nn.bias_add(tf.matmul(tf.concat([x_t, h_in], -1), weights), bias)
     a = tf.sigmoid(z)
     i, f, g, o = tf.split(a, 4, axis=-1)
     c_new = f * c + i * (2.0 * g - 1.0)
@@ -222,13 +229,15 @@ def _cell(layer_norm, masked, epsilon, t, h, c, x, weights, bias, gains, mask):
     return h_new, c_new, record
 
 
-def _forward(layer_norm, masked, sequences, epsilon, x, w, b, h0, c0, kernel, *rest):
+def _forward(options, x, w, b, h0, c0, kernel, *rest):
+    layer_norm, masked, sequences, reverse, epsilon = options
     *gains, mask = rest
-    steps = tf.shape(x)[0]
+    steps = tf.shape(x)[1]
     weights = tf.concat([w, kernel], 0)
 
     def step(t, h, c, outputs):
-        h, c, _ = _cell(layer_norm, masked, epsilon, t, h, c, x, weights, b,
+        x_t = x[:, time_index(t, steps, reverse)]
+        h, c, _ = _cell(layer_norm, masked, epsilon, t, h, c, x_t, weights, b,
                         gains, mask)  # fmt: skip
         return t + 1, h, c, outputs.write(t, h) if sequences else outputs
 
@@ -248,7 +257,7 @@ class _Steps:
 
     @staticmethod
     def write(buffers: dict, t, values: dict) -> dict:
-        return {k: buffers[k].write(t, v) for k, v in values.items()}
+        return {**buffers, **{k: buffers[k].write(t, v) for k, v in values.items()}}
 
     @staticmethod
     def finish(buffers: dict) -> dict:
@@ -257,10 +266,12 @@ class _Steps:
         return {k: b.stack() for k, b in buffers.items()}
 
 
-def _recurrence(layer_norm, masked, sequences, epsilon, *tensors):
+def _recurrence(options, *tensors):
+    layer_norm, masked, sequences, reverse, epsilon = options
+
     @tf.custom_gradient
     def run(x, w, b, h0, c0, kernel, moments, gamma_c, beta_c, mask):
-        steps = tf.shape(x)[0]
+        steps = tf.shape(x)[1]
         weights = tf.concat([w, kernel], 0)
         gains = (moments, gamma_c, beta_c)
         names = ["i", "f", "g", "o"]
@@ -271,7 +282,8 @@ def _recurrence(layer_norm, masked, sequences, epsilon, *tensors):
         records = _Steps(steps, names)
 
         def step(t, h, c, state_buffers, record_buffers):
-            h, c, record = _cell(layer_norm, masked, epsilon, t, h, c, x, weights,
+            x_t = x[:, time_index(t, steps, reverse)]
+            h, c, record = _cell(layer_norm, masked, epsilon, t, h, c, x_t, weights,
                                  b, gains, mask)  # fmt: skip
             state_buffers = states.write(state_buffers, t + 1, {"h": h, "c": c})
             record_buffers = records.write(record_buffers, t, record)
@@ -287,9 +299,8 @@ def _recurrence(layer_norm, masked, sequences, epsilon, *tensors):
         def grad(*upstream):
             d_hs, *upstream = upstream if sequences else (None, *upstream)
             return _backward(
-                layer_norm, masked, epsilon, saved,
-                (x, weights, *gains, mask), (d_hs, *upstream),
-            )  # fmt: skip
+                options, saved, (x, weights, *gains, mask), (d_hs, *upstream)
+            )
 
         outputs = (hs, h_last, c_last) if sequences else (h_last, c_last)
         return outputs, grad
@@ -297,7 +308,7 @@ def _recurrence(layer_norm, masked, sequences, epsilon, *tensors):
     return run(*tensors)
 
 
-def _backward(layer_norm, masked, epsilon, saved, inputs, upstream):
+def _backward(options, saved, inputs, upstream):
     """Gradients of `_recurrence` for its inputs.
 
     The weight gradients are accumulated step by step, as Keras's own loop
@@ -309,9 +320,10 @@ def _backward(layer_norm, masked, epsilon, saved, inputs, upstream):
     dK = sum (inv h)^T dz and dM = sum (dm h)^T h, so no step rebuilds the
     4H-wide h U_c.
     """
+    layer_norm, masked, _, reverse, epsilon = options
     x, weights, moments, gamma_c, beta_c, mask = inputs
     d_hs, d_h_last, d_c_last = upstream
-    steps = tf.shape(x)[0]
+    steps = tf.shape(x)[1]
     features, units = _dim(x, 2), _dim(saved["c"], 2)
     h_prev, c_prev = saved["h"][:-1], saved["c"][:-1]
     # dz [W; K]^T gives dx_t and q in one matmul.
@@ -358,12 +370,14 @@ def _backward(layer_norm, masked, epsilon, saved, inputs, upstream):
             dm = neg_inv_cubed[t] * tf.reduce_sum(h_prev[t] * q, -1, keepdims=True)
             dh_prev = inv[t] * q + dm * tf.matmul(h_prev[t], moments)
             h_in = h_prev[t] * inv[t]
-            buffers = grads.write(buffers, t, {"dx": dx, "dm": dm})
+            buffers = grads.write(buffers, t, {"dm": dm})
         else:
             dh_prev = q
             h_in = h_prev[t]
-            buffers = grads.write(buffers, t, {"dx": dx})
-        d_weights += tf.matmul(tf.concat([x[t], h_in, ones], -1), dz, transpose_a=True)
+        index = time_index(t, steps, reverse)
+        buffers = grads.write(buffers, index, {"dx": dx})
+        x_t = x[:, index]
+        d_weights += tf.matmul(tf.concat([x_t, h_in, ones], -1), dz, transpose_a=True)
         dc_prev = dc_new * f
         if masked:
             dh_prev = tf.where(keep, dh_prev, dh)
@@ -379,6 +393,7 @@ def _backward(layer_norm, masked, epsilon, saved, inputs, upstream):
         lambda t, *_: t >= 0, back, initial
     )
     out = grads.finish(buffers)
+    out["dx"] = tf.transpose(out["dx"], (1, 0, 2))
     d_w, d_kernel, d_b = tf.split(d_weights, [features, units, 1], 0)
     d_b = d_b[0]
     if not layer_norm:

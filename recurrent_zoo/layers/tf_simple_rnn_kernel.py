@@ -32,10 +32,13 @@ def simple_rnn_recurrence(
     mask=None,
     record=True,
     sequences=True,
+    reverse=False,
 ):
-    """h_t = act(x_t W + h_{t-1} U + b) over time-major inputs (T, B, F).
+    """h_t = act(x_t W + h_{t-1} U + b) over batch-major inputs (B, T, F).
 
-    Where `mask[t, b]` is False the step is skipped and h carries over.
+    `reverse` processes the steps last to first; hs and `mask` (T, B) are in
+    processing order. Where `mask[t, b]` is False the step is skipped and h
+    carries over.
     `activation` is "tanh", "relu" or "linear". `record` False (inference)
     runs a plain loop, differentiable by TensorFlow's generic gradient;
     `sequences` False skips the (T, B, H) outputs (hs is then None).
@@ -52,14 +55,20 @@ def simple_rnn_recurrence(
     if not masked:
         mask = tf.zeros([0, 0], tf.bool)
     run = _recurrence if record else _forward
-    outputs = run(activation, masked, sequences, x, kernel, bias, h0, recurrent, mask)
+    options = (activation, masked, sequences, reverse)
+    outputs = run(*options, x, kernel, bias, h0, recurrent, mask)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
 
 
-def _step(act, masked, t, h, x, weights, bias, mask):
-    h_new = tf.nn.bias_add(tf.matmul(tf.concat([x[t], h], -1), weights), bias)
+def time_index(t, steps, reverse: bool):
+    """The time step of the inputs read at processing step t."""
+    return steps - 1 - t if reverse else t
+
+
+def _step(act, masked, t, h, x_t, weights, bias, mask):
+    h_new = tf.nn.bias_add(tf.matmul(tf.concat([x_t, h], -1), weights), bias)
     if act is not None:
         h_new = act(h_new)
     if masked:
@@ -67,13 +76,15 @@ def _step(act, masked, t, h, x, weights, bias, mask):
     return h_new
 
 
-def _forward(activation, masked, sequences, x, kernel, bias, h0, recurrent, mask):
+def _forward(activation, masked, sequences, reverse, x, kernel, bias, h0, *rest):
+    recurrent, mask = rest
     act = _FUNCTIONS[activation]
-    steps = tf.shape(x)[0]
+    steps = tf.shape(x)[1]
     weights = tf.concat([kernel, recurrent], 0)
 
     def step(t, h, outputs):
-        h = _step(act, masked, t, h, x, weights, bias, mask)
+        x_t = x[:, time_index(t, steps, reverse)]
+        h = _step(act, masked, t, h, x_t, weights, bias, mask)
         return t + 1, h, outputs.write(t, h) if sequences else outputs
 
     _, h_last, outputs = tf.while_loop(
@@ -84,16 +95,17 @@ def _forward(activation, masked, sequences, x, kernel, bias, h0, recurrent, mask
     return (outputs.stack() if sequences else None), h_last
 
 
-def _recurrence(activation, masked, sequences, *tensors):
+def _recurrence(activation, masked, sequences, reverse, *tensors):
     act = _FUNCTIONS[activation]
 
     @tf.custom_gradient
     def run(x, kernel, bias, h0, recurrent, mask):
-        steps = tf.shape(x)[0]
+        steps = tf.shape(x)[1]
         weights = tf.concat([kernel, recurrent], 0)
 
         def step(t, h, states):
-            h = _step(act, masked, t, h, x, weights, bias, mask)
+            x_t = x[:, time_index(t, steps, reverse)]
+            h = _step(act, masked, t, h, x_t, weights, bias, mask)
             return t + 1, h, states.write(t + 1, h)
 
         # h_0 in front: h_{t-1} and h_t are then two views of one tensor.
@@ -108,19 +120,20 @@ def _recurrence(activation, masked, sequences, *tensors):
         def grad(*upstream):
             d_hs, d_h_last = upstream if sequences else (None, *upstream)
             return _backward(
-                activation, masked, states, x, weights, mask, d_hs, d_h_last
-            )
+                activation, masked, reverse, states, x, weights, mask, d_hs,
+                d_h_last,
+            )  # fmt: skip
 
         return ((states[1:], h_last) if sequences else (h_last,)), grad
 
     return run(*tensors)
 
 
-def _backward(activation, masked, states, x, weights, mask, d_hs, d_h_last):
+def _backward(activation, masked, reverse, states, x, weights, mask, d_hs, d_h_last):
     """dx, dW, db, dh_0, dU: one matmul per step for dx_t and dh_{t-1}, one
     for [x_t, h_{t-1}, 1]^T da_t, which accumulates dW, dU and db at once."""
     derivative = DERIVATIVES[activation]
-    steps = tf.shape(x)[0]
+    steps = tf.shape(x)[1]
     features = x.shape[-1] or tf.shape(x)[-1]
     units = states.shape[-1] or tf.shape(states)[-1]
     weights_t = tf.transpose(weights)
@@ -137,10 +150,10 @@ def _backward(activation, masked, states, x, weights, mask, d_hs, d_h_last):
         dx, dh_prev = tf.split(tf.matmul(da, weights_t), [features, units], -1)
         if masked:
             dh_prev = tf.where(keep, dh_prev, dh)
-        d_weights += tf.matmul(
-            tf.concat([x[t], h_prev, ones], -1), da, transpose_a=True
-        )
-        return t - 1, dh_prev, d_weights, dx_all.write(t, dx)
+        index = time_index(t, steps, reverse)
+        x_t = x[:, index]
+        d_weights += tf.matmul(tf.concat([x_t, h_prev, ones], -1), da, transpose_a=True)
+        return t - 1, dh_prev, d_weights, dx_all.write(index, dx)
 
     _, dh0, d_weights, dx = tf.while_loop(
         lambda t, *_: t >= 0,
@@ -153,4 +166,5 @@ def _backward(activation, masked, states, x, weights, mask, d_hs, d_h_last):
         ),
     )
     d_kernel, d_recurrent, d_bias = tf.split(d_weights, [features, units, 1], 0)
-    return dx.stack(), d_kernel, d_bias[0], dh0, d_recurrent, None
+    dx = tf.transpose(dx.stack(), (1, 0, 2))
+    return dx, d_kernel, d_bias[0], dh0, d_recurrent, None

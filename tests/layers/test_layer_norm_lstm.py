@@ -195,7 +195,7 @@ def test_inference_loop_matches_training_loop(layer_norm):
     """`record=False` (what inference runs) gives the same outputs, and the
     same gradients through TensorFlow's autodiff, as the recording kernel."""
     rng = np.random.default_rng(3)
-    x = tf.constant(rng.normal(size=(5, 3, 4)).astype("float32"))
+    x = tf.constant(rng.normal(size=(3, 5, 4)).astype("float32"))
     h0, c0 = (tf.constant(rng.normal(size=(3, 2)).astype("float32")) for _ in "hc")
     kernel = tf.constant(rng.normal(size=(4, 8)).astype("float32"))
     recurrent = tf.constant(rng.normal(size=(2, 8)).astype("float32"))
