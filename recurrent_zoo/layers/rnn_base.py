@@ -51,11 +51,17 @@ class DropoutMasks:
 
 
 def layer_normalize(x, epsilon: float):
-    """(x - mean(x)) / sqrt(var(x) + epsilon) over the last axis."""
+    """(x - mean(x)) / sqrt(var(x) + epsilon) over the last axis.
+
+    Computed in float32 whatever x's dtype: under a float16 policy the
+    squares of large pre-activations overflow, and LN(z) would become 0.
+    """
+    dtype = x.dtype
+    x = ops.cast(x, "float32")
     mean = ops.mean(x, axis=-1, keepdims=True)
     centered = x - mean
     variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
-    return centered * ops.rsqrt(variance + epsilon)
+    return ops.cast(centered * ops.rsqrt(variance + epsilon), dtype)
 
 
 class RecurrentCell(keras.layers.Layer, DropoutMasks):

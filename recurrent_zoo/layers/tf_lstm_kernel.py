@@ -245,6 +245,7 @@ def _forward(options, x, w, b, h0, c0, kernel, *rest):
         lambda t, *_: t < steps,
         step,
         (0, h0, c0, tf.TensorArray(tf.float32, size=steps if sequences else 0)),
+        maximum_iterations=steps,
     )
     return (outputs.stack() if sequences else None), h_last, c_last
 
@@ -291,7 +292,10 @@ def _recurrence(options, *tensors):
 
         first = states.write(states.buffers, 0, {"h": h0, "c": c0})
         _, h_last, c_last, state_buffers, record_buffers = tf.while_loop(
-            lambda t, *_: t < steps, step, (0, h0, c0, first, records.buffers)
+            lambda t, *_: t < steps,
+            step,
+            (0, h0, c0, first, records.buffers),
+            maximum_iterations=steps,
         )
         saved = {**states.finish(state_buffers), **records.finish(record_buffers)}
         hs = saved["h"][1:]
@@ -390,7 +394,7 @@ def _backward(options, saved, inputs, upstream):
         grads.buffers,
     )  # fmt: skip
     _, dh0, dc0, d_weights, d_cell, buffers = tf.while_loop(
-        lambda t, *_: t >= 0, back, initial
+        lambda t, *_: t >= 0, back, initial, maximum_iterations=steps
     )
     out = grads.finish(buffers)
     out["dx"] = tf.transpose(out["dx"], (1, 0, 2))

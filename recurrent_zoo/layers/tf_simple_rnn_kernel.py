@@ -91,6 +91,7 @@ def _forward(activation, masked, sequences, reverse, x, kernel, bias, h0, *rest)
         lambda t, *_: t < steps,
         step,
         (0, h0, tf.TensorArray(tf.float32, size=steps if sequences else 0)),
+        maximum_iterations=steps,
     )
     return (outputs.stack() if sequences else None), h_last
 
@@ -111,7 +112,7 @@ def _recurrence(activation, masked, sequences, reverse, *tensors):
         # h_0 in front: h_{t-1} and h_t are then two views of one tensor.
         states = tf.TensorArray(tf.float32, size=steps + 1).write(0, h0)
         _, h_last, states = tf.while_loop(
-            lambda t, *_: t < steps, step, (0, h0, states)
+            lambda t, *_: t < steps, step, (0, h0, states), maximum_iterations=steps
         )
         # Stacked, not the TensorArray: a gradient function that captures a
         # TensorList variant cannot be written into a SavedModel.
@@ -164,6 +165,7 @@ def _backward(activation, masked, reverse, states, x, weights, mask, d_hs, d_h_l
             tf.zeros([features + units + 1, units]),
             tf.TensorArray(tf.float32, size=steps),
         ),
+        maximum_iterations=steps,
     )
     d_kernel, d_recurrent, d_bias = tf.split(d_weights, [features, units, 1], 0)
     dx = tf.transpose(dx.stack(), (1, 0, 2))

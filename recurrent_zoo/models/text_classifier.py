@@ -19,6 +19,7 @@ from recurrent_zoo.layers.bag_of_words import TfIdfBagOfWords
 from recurrent_zoo.layers.checks import check_positive_int, check_rate
 from recurrent_zoo.layers.hashed_bigrams import HashedBigramEmbedding
 from recurrent_zoo.layers.trim_padding import TrimPadding
+from recurrent_zoo.models.loss_scaling import SparseSafeLossScaleOptimizer
 from recurrent_zoo.models.standardize import text_vectorizer
 
 __all__ = ["CELLS", "TextClassifier"]
@@ -326,11 +327,26 @@ class TextClassifier(keras.Model):
 
         "auto" gives Adam at `learning_rate` with gradient clipping (long
         sequences occasionally produce large recurrent gradients), the
-        cross-entropy matching the head, and accuracy.
+        cross-entropy matching the head, and accuracy. Under the
+        "mixed_float16" policy the optimizer is wrapped in a
+        `SparseSafeLossScaleOptimizer` (dynamic loss scaling, as Keras
+        does, but with an overflow check that also covers the embedding's
+        sparse gradient).
         """
         binary = self.num_classes == 2
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
+        if (
+            self.dtype_policy.name == "mixed_float16"
+            and kwargs.get("auto_scale_loss", True)
+            and optimizer is not None
+        ):
+            # What Keras's compile would wrap it in, with the check above.
+            optimizer = keras.optimizers.get(optimizer)
+            if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                optimizer = SparseSafeLossScaleOptimizer(
+                    optimizer, name="loss_scale_optimizer"
+                )
         if loss == "auto":
             loss = (
                 "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
