@@ -205,7 +205,8 @@ def _cell(layer_norm, masked, epsilon, t, h, c, x_t, weights, bias, gains, mask)
         h_in = h * inv
     else:
         h_in = h
-    z = tf.nn.bias_add(tf.matmul(tf.concat([x_t, h_in], -1), weights), bias)
+    w, kernel = weights
+    z = tf.nn.bias_add(tf.matmul(x_t, w) + tf.matmul(h_in, kernel), bias)
     a = tf.sigmoid(z)
     i, f, g, o = tf.split(a, 4, axis=-1)
     c_new = f * c + i * (2.0 * g - 1.0)
@@ -233,7 +234,7 @@ def _forward(options, x, w, b, h0, c0, kernel, *rest):
     layer_norm, masked, sequences, reverse, epsilon = options
     *gains, mask = rest
     steps = tf.shape(x)[1]
-    weights = tf.concat([w, kernel], 0)
+    weights = (w, kernel)
 
     def step(t, h, c, outputs):
         x_t = x[:, time_index(t, steps, reverse)]
@@ -273,7 +274,7 @@ def _recurrence(options, *tensors):
     @tf.custom_gradient
     def run(x, w, b, h0, c0, kernel, moments, gamma_c, beta_c, mask):
         steps = tf.shape(x)[1]
-        weights = tf.concat([w, kernel], 0)
+        weights = (w, kernel)
         gains = (moments, gamma_c, beta_c)
         names = ["i", "f", "g", "o"]
         if layer_norm:
@@ -303,7 +304,7 @@ def _recurrence(options, *tensors):
         def grad(*upstream):
             d_hs, *upstream = upstream if sequences else (None, *upstream)
             return _backward(
-                options, saved, (x, weights, *gains, mask), (d_hs, *upstream)
+                options, saved, (x, w, kernel, *gains, mask), (d_hs, *upstream)
             )
 
         outputs = (hs, h_last, c_last) if sequences else (h_last, c_last)
@@ -325,20 +326,18 @@ def _backward(options, saved, inputs, upstream):
     4H-wide h U_c.
     """
     layer_norm, masked, _, reverse, epsilon = options
-    x, weights, moments, gamma_c, beta_c, mask = inputs
+    x, w, kernel, moments, gamma_c, beta_c, mask = inputs
     d_hs, d_h_last, d_c_last = upstream
     steps = tf.shape(x)[1]
-    features, units = _dim(x, 2), _dim(saved["c"], 2)
+    units = _dim(saved["c"], 2)
     h_prev, c_prev = saved["h"][:-1], saved["c"][:-1]
-    # dz [W; K]^T gives dx_t and q in one matmul.
-    weights_t = tf.transpose(weights)
-    ones = tf.ones_like(d_h_last[:, :1])
+    w_t, kernel_t = tf.transpose(w), tf.transpose(kernel)
     if layer_norm:
         inv, c_mean, c_inv = tf.split(saved["stats"], 3, axis=-1)
         neg_inv_cubed = -(inv**3)
     grads = _Steps(steps, ["dx", "dm"] if layer_norm else ["dx"])
 
-    def back(t, dh, dc, d_weights, d_cell, buffers):
+    def back(t, dh, dc, d_w, d_kernel, d_b, d_cell, buffers):
         i, f, g, o = (saved[k][t] for k in "ifgo")
         # The step's own c_t (at a skipped step the carried one: its
         # gradient is zero either way).
@@ -368,7 +367,9 @@ def _backward(options, saved, inputs, upstream):
                          2.0 * dc_new * i, dh_new * y], -1)  # fmt: skip
         a = tf.concat([i, f, g, o], -1)
         dz = d_a * a * (1.0 - a)
-        dx, q = tf.split(tf.matmul(dz, weights_t), [features, units], axis=-1)
+        # Separate matmuls and accumulators: on a CPU one [W; K]-wide
+        # accumulator spills out of cache and costs 3x two narrower ones.
+        dx, q = tf.matmul(dz, w_t), tf.matmul(dz, kernel_t)
         if layer_norm:
             # 2 dm, dm = dL/d(h M h^T); h M is cheaper rebuilt than stored.
             dm = neg_inv_cubed[t] * tf.reduce_sum(h_prev[t] * q, -1, keepdims=True)
@@ -381,25 +382,24 @@ def _backward(options, saved, inputs, upstream):
         index = time_index(t, steps, reverse)
         buffers = grads.write(buffers, index, {"dx": dx})
         x_t = x[:, index]
-        d_weights += tf.matmul(tf.concat([x_t, h_in, ones], -1), dz, transpose_a=True)
+        d_w += tf.matmul(x_t, dz, transpose_a=True)
+        d_kernel += tf.matmul(h_in, dz, transpose_a=True)
+        d_b += tf.reduce_sum(dz, 0)
         dc_prev = dc_new * f
         if masked:
             dh_prev = tf.where(keep, dh_prev, dh)
             dc_prev = tf.where(keep, dc_prev, dc)
-        return t - 1, dh_prev, dc_prev, d_weights, d_cell, buffers
+        return t - 1, dh_prev, dc_prev, d_w, d_kernel, d_b, d_cell, buffers
 
     initial = (
-        steps - 1, d_h_last, d_c_last,
-        tf.zeros([features + units + 1, 4 * units]), tf.zeros([2 * units]),
-        grads.buffers,
+        steps - 1, d_h_last, d_c_last, tf.zeros_like(w), tf.zeros_like(kernel),
+        tf.zeros([4 * units]), tf.zeros([2 * units]), grads.buffers,
     )  # fmt: skip
-    _, dh0, dc0, d_weights, d_cell, buffers = tf.while_loop(
+    _, dh0, dc0, d_w, d_kernel, d_b, d_cell, buffers = tf.while_loop(
         lambda t, *_: t >= 0, back, initial, maximum_iterations=steps
     )
     out = grads.finish(buffers)
     out["dx"] = tf.transpose(out["dx"], (1, 0, 2))
-    d_w, d_kernel, d_b = tf.split(d_weights, [features, units, 1], 0)
-    d_b = d_b[0]
     if not layer_norm:
         empty = tf.zeros([0])
         return out["dx"], d_w, d_b, dh0, dc0, d_kernel, empty, empty, empty, None

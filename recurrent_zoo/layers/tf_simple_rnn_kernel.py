@@ -68,7 +68,8 @@ def time_index(t, steps, reverse: bool):
 
 
 def _step(act, masked, t, h, x_t, weights, bias, mask):
-    h_new = tf.nn.bias_add(tf.matmul(tf.concat([x_t, h], -1), weights), bias)
+    kernel, recurrent = weights
+    h_new = tf.nn.bias_add(tf.matmul(x_t, kernel) + tf.matmul(h, recurrent), bias)
     if act is not None:
         h_new = act(h_new)
     if masked:
@@ -80,7 +81,7 @@ def _forward(activation, masked, sequences, reverse, x, kernel, bias, h0, *rest)
     recurrent, mask = rest
     act = _FUNCTIONS[activation]
     steps = tf.shape(x)[1]
-    weights = tf.concat([kernel, recurrent], 0)
+    weights = (kernel, recurrent)
 
     def step(t, h, outputs):
         x_t = x[:, time_index(t, steps, reverse)]
@@ -102,7 +103,7 @@ def _recurrence(activation, masked, sequences, reverse, *tensors):
     @tf.custom_gradient
     def run(x, kernel, bias, h0, recurrent, mask):
         steps = tf.shape(x)[1]
-        weights = tf.concat([kernel, recurrent], 0)
+        weights = (kernel, recurrent)
 
         def step(t, h, states):
             x_t = x[:, time_index(t, steps, reverse)]
@@ -131,16 +132,17 @@ def _recurrence(activation, masked, sequences, reverse, *tensors):
 
 
 def _backward(activation, masked, reverse, states, x, weights, mask, d_hs, d_h_last):
-    """dx, dW, db, dh_0, dU: one matmul per step for dx_t and dh_{t-1}, one
-    for [x_t, h_{t-1}, 1]^T da_t, which accumulates dW, dU and db at once."""
-    derivative = DERIVATIVES[activation]
-    steps = tf.shape(x)[1]
-    features = x.shape[-1] or tf.shape(x)[-1]
-    units = states.shape[-1] or tf.shape(states)[-1]
-    weights_t = tf.transpose(weights)
-    ones = tf.ones_like(d_h_last[:, :1])
+    """dx, dW, db, dh_0, dU, with dW, dU and db accumulated step by step.
 
-    def back(t, dh, d_weights, dx_all):
+    Separate matmuls and accumulators: on a CPU one [W; U]-wide accumulator
+    spills out of cache and costs more than the narrower ones together.
+    """
+    derivative = DERIVATIVES[activation]
+    kernel, recurrent = weights
+    steps = tf.shape(x)[1]
+    kernel_t, recurrent_t = tf.transpose(kernel), tf.transpose(recurrent)
+
+    def back(t, dh, d_kernel, d_recurrent, d_bias, dx_all):
         if d_hs is not None:
             dh = dh + d_hs[t]
         h_prev = states[t]
@@ -148,25 +150,25 @@ def _backward(activation, masked, reverse, states, x, weights, mask, d_hs, d_h_l
         if masked:
             keep = tf.expand_dims(mask[t], -1)
             da = tf.where(keep, da, 0.0)
-        dx, dh_prev = tf.split(tf.matmul(da, weights_t), [features, units], -1)
-        if masked:
-            dh_prev = tf.where(keep, dh_prev, dh)
+            dh_prev = tf.where(keep, tf.matmul(da, recurrent_t), dh)
+        else:
+            dh_prev = tf.matmul(da, recurrent_t)
         index = time_index(t, steps, reverse)
         x_t = x[:, index]
-        d_weights += tf.matmul(tf.concat([x_t, h_prev, ones], -1), da, transpose_a=True)
-        return t - 1, dh_prev, d_weights, dx_all.write(index, dx)
+        d_kernel += tf.matmul(x_t, da, transpose_a=True)
+        d_recurrent += tf.matmul(h_prev, da, transpose_a=True)
+        d_bias += tf.reduce_sum(da, 0)
+        dx_all = dx_all.write(index, tf.matmul(da, kernel_t))
+        return t - 1, dh_prev, d_kernel, d_recurrent, d_bias, dx_all
 
-    _, dh0, d_weights, dx = tf.while_loop(
+    _, dh0, d_kernel, d_recurrent, d_bias, dx = tf.while_loop(
         lambda t, *_: t >= 0,
         back,
         (
-            steps - 1,
-            d_h_last,
-            tf.zeros([features + units + 1, units]),
-            tf.TensorArray(tf.float32, size=steps),
+            steps - 1, d_h_last, tf.zeros_like(kernel), tf.zeros_like(recurrent),
+            tf.zeros_like(recurrent[0]), tf.TensorArray(tf.float32, size=steps),
         ),
         maximum_iterations=steps,
-    )
-    d_kernel, d_recurrent, d_bias = tf.split(d_weights, [features, units, 1], 0)
+    )  # fmt: skip
     dx = tf.transpose(dx.stack(), (1, 0, 2))
-    return dx, d_kernel, d_bias[0], dh0, d_recurrent, None
+    return dx, d_kernel, d_bias, dh0, d_recurrent, None
