@@ -18,15 +18,22 @@ class LayerNormLSTM(ProjectedRNN):
     """Layer-normalized LSTM layer (Ba, Kiros & Hinton, 2016).
 
     Runs `LayerNormLSTMCell` over a sequence; see the cell for the equations
-    and for which tensors are normalized. The input projection
-    gamma_x * LN(W x_t) + b does not depend on the recurrence, so it is
-    computed for all time steps in one matmul before the loop. On the
-    TensorFlow backend the loop itself is a dedicated kernel with a
-    hand-written back-propagation through time
-    (`recurrent_zoo.layers.tf_lstm_kernel`); it is used whenever the
-    activations are the defaults (tanh, sigmoid), `unroll=False` and no
-    recurrent dropout is active. Otherwise, and on other backends, the
-    cell runs inside Keras's generic loop; both paths compute the same values.
+    and for which tensors are normalized. On the TensorFlow backend the loop
+    is a dedicated kernel with a hand-written back-propagation through time
+    (`recurrent_zoo.layers.tf_lstm_kernel`, whose docstring explains how it
+    keeps training memory near `keras.layers.LSTM`'s); it is used whenever
+    the activations are the defaults (tanh, sigmoid), `unroll=False` and no
+    recurrent dropout is active. Otherwise, and on other backends, the cell
+    runs inside Keras's generic loop, with its input projection
+    gamma_x * LN(W x_t) + b computed for all steps in one matmul before the
+    loop; both paths compute the same values, and both run under XLA
+    (`jit_compile=True`).
+
+    Mixed precision (`keras.mixed_precision.set_dtype_policy`): the kernel
+    computes in float32 and returns the compute dtype, so the carried state,
+    the normalization statistics and the gradients keep float32 precision;
+    the generic loop carries the state in the compute dtype, as Keras's own
+    LSTM does, with normalization statistics in float32.
 
     Args:
         units: positive int, dimensionality of the output.

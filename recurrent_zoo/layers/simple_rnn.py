@@ -18,16 +18,16 @@ class SimpleRNN(ProjectedRNN):
     """Fully-connected RNN layer: `SimpleRNNCell` run over a sequence.
 
     h_t = act(W x_t + U h_{t-1} + b), optionally with the pre-activation
-    layer-normalized (see `SimpleRNNCell`). The input projection W x_t + b is
-    computed for all time steps in one matmul before the loop, which leaves
-    one matmul and the activation per step. On the TensorFlow backend,
+    layer-normalized (see `SimpleRNNCell`). On the TensorFlow backend,
     without layer normalization, with a tanh, relu or linear activation and
     no active recurrent dropout, the loop is a dedicated kernel with a
     hand-written back-propagation through time
-    (`recurrent_zoo.layers.tf_simple_rnn_kernel`); otherwise the cell runs in
-    Keras's generic loop. Both compute the same values. With `layer_norm=False` the
-    layer is a drop-in for `keras.layers.SimpleRNN`: same arguments, same
-    weights, same outputs.
+    (`recurrent_zoo.layers.tf_simple_rnn_kernel`), which computes in float32
+    under a mixed-precision policy; otherwise the cell runs in Keras's
+    generic loop, with W x_t + b computed for all steps in one matmul before
+    the loop. Both compute the same values and run under XLA. With
+    `layer_norm=False` the layer is a drop-in for `keras.layers.SimpleRNN`:
+    same arguments, same weights, same outputs.
 
     Args:
         units: positive int, dimensionality of the output.

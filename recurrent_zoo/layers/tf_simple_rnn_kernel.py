@@ -69,7 +69,7 @@ def time_index(t, steps, reverse: bool):
 
 def _step(act, masked, t, h, x_t, weights, bias, mask):
     kernel, recurrent = weights
-    h_new = tf.nn.bias_add(tf.matmul(x_t, kernel) + tf.matmul(h, recurrent), bias)
+    h_new = tf.matmul(x_t, kernel) + tf.matmul(h, recurrent) + bias
     if act is not None:
         h_new = act(h_new)
     if masked:
