@@ -145,10 +145,9 @@ def add_run_arguments(parser) -> None:
 def resolve_run_arguments(args) -> None:
     """`--jit-compile` to a bool; `--results` to the folder to write (None:
     write nothing, the default of a quick run)."""
+    args.jit_compile_auto = args.jit_compile == "auto"
     args.jit_compile = (
-        default_jit_compile()
-        if args.jit_compile == "auto"
-        else args.jit_compile == "true"
+        default_jit_compile() if args.jit_compile_auto else args.jit_compile == "true"
     )
     if args.results is None and not args.quick:
         args.results = RESULTS
@@ -186,10 +185,22 @@ def make_batch(model: keras.Model, batch: int, seed: int = 0):
     return (inputs if len(inputs) > 1 else inputs[0]), target
 
 
+def supports_jit(model: keras.Model) -> bool:
+    """False when a layer can't be compiled by XLA: Keras's LSTM/GRU set
+    `supports_jit = False` where they may take cuDNN, whose ops XLA lacks.
+    Such a model runs without XLA, as Keras's own `jit_compile="auto"`
+    runs it."""
+    layers = list(model.layers)
+    for layer in model.layers:  # a Bidirectional's two directions
+        layers += [getattr(layer, k, None) for k in ("forward_layer", "backward_layer")]
+    return all(getattr(layer, "supports_jit", True) for layer in layers if layer)
+
+
 def train_step(model: keras.Model, jit_compile: bool):
     """A compiled SGD step on mean squared error; returns the loss."""
     optimizer = keras.optimizers.SGD(1e-3)
     optimizer.build(model.trainable_variables)
+    jit_compile = jit_compile and supports_jit(model)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def step(x, y):
@@ -203,7 +214,7 @@ def train_step(model: keras.Model, jit_compile: bool):
 
 
 def infer_step(model: keras.Model, jit_compile: bool):
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    @tf.function(jit_compile=jit_compile and supports_jit(model), reduce_retracing=True)
     def infer(x):
         return model(x, training=False)
 

@@ -54,8 +54,10 @@ def measure_pair(pair: list[harness.Candidate], args) -> list[dict]:
             entry = {"candidate": candidate, "build": build, "step": (step, x, y),
                      "first": first, "model": model}  # fmt: skip
             if build == 0:
+                # Keras's LSTM/GRU with cuDNN on a GPU run without XLA.
+                entry["jit"] = args.jit_compile and harness.supports_jit(model)
                 entry["path"] = harness.execution_path(
-                    harness.graph_ops(step, x, y), args.jit_compile
+                    harness.graph_ops(step, x, y), entry["jit"]
                 )
                 infer = harness.infer_step(model, args.jit_compile)
                 for size in (1, 256):
@@ -85,7 +87,7 @@ def measure_pair(pair: list[harness.Candidate], args) -> list[dict]:
             "layer": candidate.label,
             "builtin": candidate.builtin,
             "path": lead["path"],
-            "jit_compile": args.jit_compile,
+            "jit_compile": lead["jit"],
             "train_step_ms": 1e3 * step_s,
             "train_step_ms_best": 1e3 * min(times),
             "sequences_per_s": args.batch / step_s,
@@ -133,9 +135,13 @@ def markdown(rows: list[dict], record: dict, args) -> list[str]:
     notes = [
         f"Shape: batch {args.batch}, {args.steps} steps, {args.features} input "
         f"features, {args.units} units (attention: {harness.QUERIES} queries "
-        f"over {args.steps} keys). `jit_compile={args.jit_compile}` (what "
-        "Keras's `auto` picks on this machine). "
-        f"{args.builds} builds x {args.repeats} interleaved repetitions of "
+        f"over {args.steps} keys). `jit_compile={args.jit_compile}` "
+        + (
+            "(what Keras's `auto` picks on this machine). "
+            if getattr(args, "jit_compile_auto", False)
+            else "(`--jit-compile`; layers that XLA can't compile run without). "
+        )
+        + f"{args.builds} builds x {args.repeats} interleaved repetitions of "
         f"{args.calls} calls; medians.",
         "",
         "Ratios divide by the pair's Keras built-in measured in this same run "

@@ -197,3 +197,17 @@ def test_preset_storage_measures_a_finished_run(tmp_path, shared_data):
     assert sizes[0] > sizes[-1] and result["float32_size_bytes"] > sizes[0]
     table = (tmp_path / "preset_storage.md").read_text()
     assert table.count("| tiny |") == len(rows) + 1
+
+
+def test_models_with_cudnn_layers_run_without_xla():
+    # On a GPU Keras's LSTM sets supports_jit=False (cuDNN's ops have no XLA
+    # kernel); simulate that here, directly and inside a Bidirectional.
+    for label in ("keras.LSTM", "keras.Bidirectional(LSTM)"):
+        model = harness.build_model(harness.find(label), 4, 5, 3)
+        assert harness.supports_jit(model)
+        layer = model.layers[-1]
+        inner = getattr(layer, "forward_layer", layer)
+        inner.supports_jit = False
+        assert not harness.supports_jit(model), label
+    model = harness.build_model(harness.find("recurrent_zoo.LayerNormLSTM"), 4, 5, 3)
+    assert harness.supports_jit(model)
