@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from cudnn_ops import cudnn_lstm
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -18,19 +19,7 @@ import layer_scaling  # noqa: E402
 
 def test_execution_path_finds_cudnn_in_a_traced_graph():
     # Tracing needs no GPU: the op only has to appear in the graph.
-    @tf.function
-    def cudnn(x):
-        units = 4
-        outputs, *_ = tf.raw_ops.CudnnRNNV3(
-            input=x,
-            input_h=tf.zeros([1, 2, units]),
-            input_c=tf.zeros([1, 2, units]),
-            params=tf.zeros([4 * units * (3 + units + 2)]),
-            sequence_lengths=tf.fill([2], 5),
-            rnn_mode="lstm",
-            time_major=True,
-        )
-        return outputs
+    cudnn = tf.function(cudnn_lstm)
 
     x = tf.zeros([5, 2, 3])
     ops = harness.graph_ops(cudnn, x)
