@@ -185,9 +185,9 @@ def _cell(layer_norm, masked, epsilon, t, h, c, x_t, weights, gains, mask):
     """
     moments, gamma_c, beta_c = gains
     if layer_norm:
-        # |h| <= 1, so rounding cannot push h M h^T below -epsilon.
         mean_square = tf.reduce_sum(tf.matmul(h, moments) * h, -1, keepdims=True)
-        inv = tf.math.rsqrt(mean_square + epsilon)
+        # h M h^T >= 0, but rounding may take it just below: never below 0.
+        inv = tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
         h_in = h * inv
     else:
         h_in = h
