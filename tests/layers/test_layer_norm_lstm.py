@@ -191,9 +191,15 @@ def test_bad_inputs():
 
 
 @pytest.mark.parametrize("layer_norm", [True, False])
-def test_inference_loop_matches_training_loop(layer_norm):
+@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_inference_loop_matches_training_loop(layer_norm, cached, reverse, monkeypatch):
     """`record=False` (what inference runs) gives the same outputs, and the
-    same gradients through TensorFlow's autodiff, as the recording kernel."""
+    same gradients through TensorFlow's autodiff, as the recording kernel,
+    with the input's share computed before the loop (small inputs) or at
+    each step (large ones)."""
+    if not cached:
+        monkeypatch.setattr(tf_lstm_kernel, "_CACHED_FLOATS", 0)
     rng = np.random.default_rng(3)
     x = tf.constant(rng.normal(size=(3, 5, 4)).astype("float32"))
     h0, c0 = (tf.constant(rng.normal(size=(3, 2)).astype("float32")) for _ in "hc")
@@ -214,7 +220,15 @@ def test_inference_loop_matches_training_loop(layer_norm):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             hs, h, c = tf_lstm_kernel.lstm_recurrence(
-                x, h0, c0, kernel, recurrent, mask=mask, record=record, **extra
+                x,
+                h0,
+                c0,
+                kernel,
+                recurrent,
+                mask=mask,
+                record=record,
+                reverse=reverse,
+                **extra,
             )
             loss = tf.reduce_sum(hs * hs) + tf.reduce_sum(h * c)
         return [hs, h, c], tape.gradient(loss, inputs)
