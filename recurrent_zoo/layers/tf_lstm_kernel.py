@@ -7,8 +7,9 @@ This kernel supplies its own back-propagation through time (the derivation of
 loops do as few operations per step as the recurrence allows, and a training
 step keeps little more than Keras's own LSTM keeps:
 
-- Each step multiplies x_t by W and h_{t-1} by K itself: no (T, B, 4H)
-  input projection is ever held, nor streamed through memory.
+- In training each step multiplies x_t by W and h_{t-1} by K itself: no
+  (T, B, 4H) input projection is held, nor streamed through memory (the
+  inference loop computes x W for all steps first when that fits in cache).
 - Both normalizations of matmul outputs act on the narrow side. With the
   rows of a kernel centred (W_c = W - rowmean(W)), x W_c is x W minus its
   mean over the gates, and mean((x W_c)^2) is the quadratic form
@@ -182,11 +183,10 @@ def _dim(tensor, axis):
 def _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel, gains, mask):
     """One step: (h_t, c_t, record) with what the backward pass reads.
 
-    z_x is the input's share x_t W + b. With layer normalization
-    `kernel` is K = U_c * gamma_h and
-    gains[0] is M = U_c U_c^T / 4H: h U_c / rms(h U_c) is (h / rms) U_c, with
-    rms(h U_c)^2 = h M h^T, so the normalization scales the H-wide h before
-    the matmul instead of the 4H-wide product.
+    z_x is the input's share x_t W + b. With layer normalization `kernel` is
+    K = U_c * gamma_h and gains[0] is M = U_c U_c^T / 4H: h U_c / rms(h U_c)
+    is (h / rms) U_c, with rms(h U_c)^2 = h M h^T, so the normalization
+    scales the H-wide h before the matmul instead of the 4H-wide product.
     """
     moments, gamma_c, beta_c = gains
     if layer_norm:
@@ -325,8 +325,8 @@ def _backward(options, saved, inputs, upstream):
     """Gradients of `_recurrence` for its inputs.
 
     The weight gradients are accumulated step by step, as Keras's own loop
-    does: one matmul [x_t, h_{t-1} inv_t, 1]^T dz_t per step yields dW, dK
-    and db together, and no (T, B, 4H) gradient is ever materialized.
+    does (x_t^T dz_t, (inv_t h_{t-1})^T dz_t and the sum of dz_t), so no
+    (T, B, 4H) gradient is ever materialized.
     Through the recurrent normalization, with s = h K (K = U_c * gamma_h),
     m = h M h^T (M = U_c U_c^T / 4H) and inv = (m + eps)^-1/2:
     dh = inv q + 2 dm (h M) with q = dz K^T and dm = -inv^3 (h . q) / 2,
@@ -380,15 +380,17 @@ def _backward(options, saved, inputs, upstream):
         # Separate matmuls and accumulators: on a CPU one [W; K]-wide
         # accumulator spills out of cache and costs 3x two narrower ones.
         dx, q = tf.matmul(dz, w_t), tf.matmul(dz, kernel_t)
+        h_t = h_prev[t]
         if layer_norm:
+            inv_t = inv[t]
             # 2 dm, dm = dL/d(h M h^T); h M is cheaper rebuilt than stored.
-            dm = neg_inv_cubed[t] * tf.reduce_sum(h_prev[t] * q, -1, keepdims=True)
-            dh_prev = inv[t] * q + dm * tf.matmul(h_prev[t], moments)
-            h_in = h_prev[t] * inv[t]
+            dm = neg_inv_cubed[t] * tf.reduce_sum(h_t * q, -1, keepdims=True)
+            dh_prev = inv_t * q + dm * tf.matmul(h_t, moments)
+            h_in = h_t * inv_t
             buffers = grads.write(buffers, t, {"dm": dm})
         else:
             dh_prev = q
-            h_in = h_prev[t]
+            h_in = h_t
         index = time_index(t, steps, reverse)
         buffers = grads.write(buffers, index, {"dx": dx})
         x_t = x[:, index]

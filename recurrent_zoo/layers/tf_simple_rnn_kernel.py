@@ -1,12 +1,11 @@
 """TensorFlow kernel for the simple (Elman) RNN recurrence.
 
-Same design as `tf_lstm_kernel`: each step is one matmul of [x_t, h_{t-1}]
-with the stacked kernels [W; U], the loop keeps only h, and the hand-written
-back-propagation through time (the derivation in
-`recurrent_zoo.reference.simple_rnn`) accumulates dW, dU and db with one
-matmul per step, writing only the narrow input gradient dx_t, so a training
-step holds about what Keras's own loop holds. The recurrence runs in float32
-whatever the inputs' dtype.
+Same design as `tf_lstm_kernel`: each step multiplies x_t by W and h_{t-1}
+by U itself, the loop keeps only h, and the hand-written back-propagation
+through time (the derivation in `recurrent_zoo.reference.simple_rnn`)
+accumulates dW, dU and db step by step, writing only the narrow input
+gradient dx_t, so a training step holds about what Keras's own loop holds.
+The recurrence runs in float32 whatever the inputs' dtype.
 """
 
 from __future__ import annotations
