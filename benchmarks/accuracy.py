@@ -18,7 +18,8 @@ min_df=2)` + `LinearSVC`, its C chosen on the same validation split, then
 refit on all training texts. Both are scored on the full test split. Training
 wall time (pretraining included), the machine and the command are recorded.
 
-Benchmarks: `imdb` (sentiment), `20newsgroups` (topic, headers kept, as the
+Benchmarks: `imdb` (sentiment), `imdb_layer_norm_gru` (the same recipe with
+the layer-normalized GRU), `20newsgroups` (topic, headers kept, as the
 reference figures), `20newsgroups_clean` (headers, signatures and quotes
 removed, as scikit-learn's `remove=`). Each finished benchmark is merged into
 `benchmarks/results/accuracy.{json,md}` at once, so an interrupted run keeps
@@ -81,6 +82,7 @@ class Recipe:
     pretrain_epochs: int = 0
     refit: bool = False  # train again on all training texts at the end
     preset: str | None = None  # shipped under this name by --save-presets
+    cell: str | None = None  # None: the architecture's (recurrent_zoo.cells)
 
 
 # No unlabeled posts here: the LM reads the training part only. Refit on
@@ -104,6 +106,15 @@ BENCHMARKS = {
         learning_rate=1e-3,
         pretrain_epochs=4,
         preset="imdb_sentiment",
+    ),
+    # The same recipe with the layer-normalized GRU in place of the LSTM.
+    "imdb_layer_norm_gru": Recipe(
+        "sentiment",
+        "imdb",
+        epochs=3,
+        learning_rate=1e-3,
+        pretrain_epochs=4,
+        cell="layer_norm_gru",
     ),
     "20newsgroups": _NEWSGROUPS,
     "20newsgroups_clean": replace(_NEWSGROUPS, remove=CLEAN, preset=None),
@@ -163,7 +174,9 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     print(f"[{name}] baseline test accuracy {baseline['test_accuracy']:.4f}")
 
     out = ROOT / "runs" / (f"quick_{name}" if args.quick else name)
-    overrides = {"units": (4,), "embedding_dim": 8} if args.quick else None
+    overrides = {"units": (4,), "embedding_dim": 8} if args.quick else {}
+    if recipe.cell is not None:
+        overrides["cell"] = recipe.cell
     metrics = train(
         task,
         args.data,

@@ -17,8 +17,8 @@ first, so that the elastic benchmark can't starve them):
 - `fit`: a short `fit` of the prebuilt sentiment model (`models.get
   ("sentiment")`) on 2,000 IMDB reviews, or on a synthetic corpus when
   `aclImdb.tar.gz` is not found: seconds per epoch, steps per second.
-- `layer_speed`: `layer_speed.measure_pair` for the LSTM (with cuDNN's
-  keras.LSTM and keras.GRU), SimpleRNN and Bidirectional pairs at batch 64 /
+- `layer_speed`: `layer_speed.measure_pair` for the LSTM and GRU (against
+  cuDNN's keras.LSTM / keras.GRU), SimpleRNN and Bidirectional pairs at batch 64 /
   200 steps / 128 units and batch 128 / 500 steps / 256 units (64 features),
   each with XLA off and on; one build, 5 repetitions, no memory children.
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from gpu_suite_parts import PartWriter, _error_line
 
-LAYER_PAIRS = ("LSTM", "SimpleRNN", "Bidirectional")
+LAYER_PAIRS = ("LSTM", "GRU", "SimpleRNN", "Bidirectional")
 # layer_speed.py's default shape, and a long, wide one where cuDNN should pull away.
 SHAPES = {
     "base": dict(batch=64, steps=200, features=64, units=128),

@@ -79,7 +79,13 @@ CANDIDATES = [
         lambda u: rz.LayerNormLSTM(u, layer_norm=False),
     ),
     Candidate("LSTM", "keras.LSTM", lambda u: keras.layers.LSTM(u)),
-    Candidate("LSTM", "keras.GRU", lambda u: keras.layers.GRU(u)),
+    Candidate("GRU", "recurrent_zoo.LayerNormGRU", lambda u: rz.LayerNormGRU(u)),
+    Candidate(
+        "GRU",
+        "recurrent_zoo.LayerNormGRU(layer_norm=False)",
+        lambda u: rz.LayerNormGRU(u, layer_norm=False),
+    ),
+    Candidate("GRU", "keras.GRU", lambda u: keras.layers.GRU(u)),
     Candidate(
         "Bidirectional",
         "recurrent_zoo.Bidirectional(LayerNormLSTM)",

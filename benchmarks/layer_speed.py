@@ -4,7 +4,7 @@
     python benchmarks/layer_speed.py --pairs LSTM       # some pairs only
     python benchmarks/layer_speed.py --quick            # smoke run, writes nothing
 
-For every pair of `harness.CANDIDATES` (SimpleRNN, LSTM with GRU beside it,
+For every pair of `harness.CANDIDATES` (SimpleRNN, LSTM, GRU,
 Bidirectional, attention), at one realistic text shape (batch 64, 200 steps,
 64 input features, 128 units by default):
 

@@ -16,8 +16,10 @@ from layer_checks import loop_path
 
 from recurrent_zoo.layers import (
     Bidirectional,
+    LayerNormGRU,
     LayerNormLSTM,
     SimpleRNN,
+    tf_gru_kernel,
     tf_lstm_kernel,
     tf_simple_rnn_kernel,
 )
@@ -32,6 +34,7 @@ RANDOM_NORM = {
     "gamma_initializer": keras.initializers.RandomNormal(1.0, 0.5, seed=1),
     "beta_initializer": keras.initializers.RandomNormal(0.0, 0.5, seed=2),
 }
+RANDOM_GAIN = {"gamma_initializer": RANDOM_NORM["gamma_initializer"]}  # GRU: no shift
 RANDOM_BIAS = {"bias_initializer": keras.initializers.RandomNormal(0.0, 0.5, seed=3)}
 
 # name -> (recurrent layer class, its kwargs, wrapped in Bidirectional?)
@@ -42,11 +45,19 @@ RECURRENT = {
     "ln_lstm": (LayerNormLSTM, {"layer_norm": True, **RANDOM_NORM}, False),
     "bi_ln_lstm": (LayerNormLSTM, {"layer_norm": True, **RANDOM_NORM}, True),
     "bi_simple_rnn": (SimpleRNN, {}, True),
+    "gru": (LayerNormGRU, {"layer_norm": False}, False),
+    "ln_gru_reset_before": (
+        LayerNormGRU,
+        {"layer_norm": True, "reset_after": False, **RANDOM_GAIN},
+        False,
+    ),
+    "bi_ln_gru": (LayerNormGRU, {"layer_norm": True, **RANDOM_GAIN}, True),
 }
 # The layer's TF kernel: (module, function name) for `loop_path`.
 KERNELS = {
     LayerNormLSTM: (tf_lstm_kernel, "lstm_recurrence"),
     SimpleRNN: (tf_simple_rnn_kernel, "simple_rnn_recurrence"),
+    LayerNormGRU: (tf_gru_kernel, "gru_recurrence"),
 }
 
 

@@ -43,6 +43,28 @@ def test_train_step_learns_and_every_candidate_builds():
         assert losses[-1] < losses[0], candidate.label
 
 
+def test_every_cell_of_the_registry_is_benchmarked():
+    # A new cell's layer must meet the built-ins in layer_speed, with and
+    # without layer normalization where it has both.
+    from recurrent_zoo.cells import CELLS
+
+    benchmarked = set()
+    for candidate in harness.CANDIDATES:
+        layer = candidate.make(3)
+        layer = getattr(layer, "forward_layer", layer)
+        if candidate.attention:
+            continue
+        benchmarked.add((type(layer), getattr(layer.cell, "layer_norm", None)))
+    for name, spec in CELLS.items():
+        layer = spec.build(3)
+        key = (type(layer), getattr(layer.cell, "layer_norm", None))
+        if spec.builtin or name == "simple_rnn":
+            # Keras's own, and SimpleRNN (benchmarked in its drop-in form).
+            assert any(t is key[0] for t, _ in benchmarked), name
+        else:
+            assert key in benchmarked, name
+
+
 def test_candidates_rejects_unknown_pairs():
     with pytest.raises(ValueError, match="'GRUish'"):
         harness.candidates(["GRUish"])

@@ -15,6 +15,7 @@ import argparse
 import shlex
 import sys
 
+from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import add_data_argument, comma_separated
 from recurrent_zoo.distribute import DEFAULT_COLLECTIVE_TIMEOUT_S, STRATEGIES
 
@@ -100,7 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--embedding-dim", type=int)
     model.add_argument("--vocabulary-size", type=int)
     model.add_argument("--sequence-length", type=int)
-    model.add_argument("--cell", help="e.g. layer_norm_lstm, lstm, keras_lstm")
+    model.add_argument(
+        "--cell", choices=cell_names(), help="recurrent cell (default: the task's)"
+    )
     model.add_argument("--dropout", type=float)
     model.add_argument(
         "--bag-of-words",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import add_data_argument, comma_separated
 
 HELP = "search hidden sizes and other hyperparameters (resumable, distributable)"
@@ -89,11 +90,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=comma_separated(float, "1e-3,3e-3"),
         help="learning rates (0.001,0.003,0.01)",
     )
+    space.add_argument(
+        "--cells",
+        type=comma_separated(str, "layer_norm_lstm,layer_norm_gru"),
+        help=f"recurrent cells to try, of {', '.join(cell_names())} "
+        "(default: the prebuilt model's only)",
+    )
     fixed = parser.add_argument_group("held fixed (default: the prebuilt model's)")
     fixed.add_argument("--vocabulary-size", type=int)
     fixed.add_argument("--sequence-length", type=int)
     fixed.add_argument("--attention-units", type=int)
-    fixed.add_argument("--cell")
+    fixed.add_argument("--cell", choices=cell_names())
     parser.add_argument(
         "--overwrite", action="store_true", help="start afresh instead of resuming"
     )
@@ -126,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
             "embedding_dims": args.embedding_dims,
             "dropout_range": args.dropout_range,
             "learning_rates": args.learning_rates,
+            "cells": args.cells,
         }.items()
         if value is not None
     }

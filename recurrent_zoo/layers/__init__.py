@@ -1,10 +1,13 @@
-"""Keras layers: SimpleRNN, LayerNormLSTM, Bidirectional, Bahdanau attention,
-and the text classifier's helpers (attention pooling, TF-IDF bag of words)."""
+"""Keras layers: SimpleRNN, LayerNormLSTM, LayerNormGRU, Bidirectional,
+Bahdanau attention, and the text classifier's helpers (attention pooling,
+TF-IDF bag of words)."""
 
 from recurrent_zoo.layers.attention_pooling import AttentionPooling
 from recurrent_zoo.layers.bag_of_words import TfIdfBagOfWords
 from recurrent_zoo.layers.bahdanau_attention import BahdanauAttention
 from recurrent_zoo.layers.bidirectional import Bidirectional
+from recurrent_zoo.layers.layer_norm_gru import LayerNormGRU
+from recurrent_zoo.layers.layer_norm_gru_cell import LayerNormGRUCell
 from recurrent_zoo.layers.layer_norm_lstm import LayerNormLSTM
 from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
 from recurrent_zoo.layers.simple_rnn import SimpleRNN
@@ -14,6 +17,8 @@ __all__ = [
     "AttentionPooling",
     "BahdanauAttention",
     "Bidirectional",
+    "LayerNormGRU",
+    "LayerNormGRUCell",
     "LayerNormLSTM",
     "LayerNormLSTMCell",
     "SimpleRNN",

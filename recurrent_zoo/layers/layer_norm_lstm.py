@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
-from recurrent_zoo.layers.rnn_base import (
-    ProjectedRNN,
-    batch_major_outputs,
-    wants_sequences,
-)
+from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments, tensors
 
 
 @keras.saving.register_keras_serializable(package="recurrent_zoo")
@@ -74,6 +69,8 @@ class LayerNormLSTM(ProjectedRNN):
     arXiv:1607.06450 (2016).
     """
 
+    cell_class = LayerNormLSTMCell
+
     def __init__(
         self,
         units: int,
@@ -106,84 +103,33 @@ class LayerNormLSTM(ProjectedRNN):
         zero_output_for_mask: bool = False,
         **kwargs,
     ):
-        cell = LayerNormLSTMCell(
-            units,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            layer_norm=layer_norm,
-            norm_epsilon=norm_epsilon,
-            gamma_initializer=gamma_initializer,
-            beta_initializer=beta_initializer,
-            seed=seed,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name="layer_norm_lstm_cell",
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            zero_output_for_mask=zero_output_for_mask,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
-        self.input_spec = keras.layers.InputSpec(ndim=3)
+        super().__init__(*split_arguments(locals()), **kwargs)
 
     def fused_loop(self, sequences, initial_state, mask, training):
-        cell = self.cell
-        if (
-            keras.backend.backend() != "tensorflow"
-            or cell.activation is not keras.activations.tanh
-            or cell.recurrent_activation is not keras.activations.sigmoid
-            or (training and cell.recurrent_dropout > 0)
-        ):
+        if not self.gated_kernel_applies(training):
             return None
         from recurrent_zoo.layers.tf_lstm_kernel import lstm_recurrence
 
+        cell = self.cell
         inputs, mask = self.fused_inputs(sequences, mask, training)
-        weights = {"bias": cell.bias}
+        weights = tensors(
+            kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias
+        )
         if cell.layer_norm:
             weights.update(
-                input_gamma=cell.input_gamma,
-                recurrent_gamma=cell.recurrent_gamma,
-                cell_gamma=cell.cell_gamma,
-                cell_beta=cell.cell_beta,
+                tensors(
+                    input_gamma=cell.input_gamma,
+                    recurrent_gamma=cell.recurrent_gamma,
+                    cell_gamma=cell.cell_gamma,
+                    cell_beta=cell.cell_beta,
+                )
             )
         hs, h_last, c_last = lstm_recurrence(
             inputs,
             initial_state[0],
             initial_state[1],
-            ops.convert_to_tensor(cell.kernel),
-            ops.convert_to_tensor(cell.recurrent_kernel),
-            mask=mask,
-            reverse=self.go_backwards,
             epsilon=cell.norm_epsilon,
-            # Outside training nothing is expected to back-propagate through
-            # time, so skip the per-step record (gradients still work).
-            record=bool(training),
-            sequences=wants_sequences(self, mask),
-            **{
-                k: None if v is None else ops.convert_to_tensor(v)
-                for k, v in weights.items()
-            },
+            **weights,
+            **self.kernel_options(mask, training),
         )
-        last_output, outputs = batch_major_outputs(
-            hs, h_last, mask, self.zero_output_for_mask
-        )
-        return last_output, outputs, [h_last, c_last]
+        return self.kernel_result(hs, h_last, mask, [h_last, c_last])

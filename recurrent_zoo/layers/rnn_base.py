@@ -9,6 +9,8 @@ before the loop (as cuDNN and haste do), and the loop only carries `U h_{t-1}`.
 
 from __future__ import annotations
 
+import re
+
 import keras
 from keras import ops
 
@@ -121,8 +123,11 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         # True while the owning layer feeds `project_inputs` results per step.
         self.inputs_projected = False
 
-    def add_recurrent_weights(self, input_dim: int, gates: int, bias_initializer=None):
-        """kernel (input_dim, gates * units), recurrent_kernel, optional bias."""
+    def add_recurrent_weights(
+        self, input_dim: int, gates: int, bias_initializer=None, bias_shape=None
+    ):
+        """kernel (input_dim, gates * units), recurrent_kernel, optional bias
+        (of shape (gates * units,) unless `bias_shape` says otherwise)."""
         width = gates * self.units
         self.kernel = self.add_weight(
             shape=(input_dim, width),
@@ -141,7 +146,7 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
-                shape=(width,),
+                shape=bias_shape or (width,),
                 name="bias",
                 initializer=bias_initializer or self.bias_initializer,
                 regularizer=self.bias_regularizer,
@@ -181,15 +186,58 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         return {**super().get_config(), **config}
 
 
+# Arguments of a recurrent layer that belong to `keras.layers.RNN`, not its cell.
+RNN_ARGUMENTS = (
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "zero_output_for_mask",
+    "activity_regularizer",
+)
+
+
+def split_arguments(arguments: dict) -> tuple[dict, dict]:
+    """A layer constructor's `locals()` as (its cell's arguments, the RNN's).
+
+    Lets each layer keep Keras's explicit signature (what `help()` and an
+    IDE show) without forwarding every argument by hand.
+    """
+    arguments = {
+        k: v for k, v in arguments.items() if k not in ("self", "__class__", "kwargs")
+    }
+    rnn = {k: arguments.pop(k) for k in RNN_ARGUMENTS if k in arguments}
+    return arguments, rnn
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
 class ProjectedRNN(keras.layers.RNN):
     """`keras.layers.RNN` whose cell's input projection runs outside the loop.
 
-    The cell must implement `project_inputs(sequences, training)` returning
-    the pre-activations that depend on `x_t` alone, and accept those in
-    `call` while `cell.inputs_projected` is True. Subclasses may override
+    A subclass names its `cell_class` and passes its constructor's arguments
+    through `split_arguments`; the cell is built here. The cell must
+    implement `project_inputs(sequences, training)` returning the
+    pre-activations that depend on `x_t` alone, and accept those in `call`
+    while `cell.inputs_projected` is True. Subclasses may override
     `fused_loop` with a backend-specific kernel over the raw sequence; it
     returns None to fall back to Keras's generic loop.
     """
+
+    cell_class: type[RecurrentCell]
+
+    def __init__(self, cell_arguments: dict, rnn_arguments: dict, **kwargs):
+        cell = self.cell_class(
+            **cell_arguments,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name=_snake_case(self.cell_class.__name__),
+        )
+        super().__init__(cell, **rnn_arguments, **kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         check_sequence_input(type(self).__name__, sequences)
@@ -239,6 +287,36 @@ class ProjectedRNN(keras.layers.RNN):
         """
         return None
 
+    def gated_kernel_applies(self, training) -> bool:
+        """Whether a gated cell's TF kernel can run this call: the TensorFlow
+        backend, the default activations (tanh, sigmoid), and no active
+        recurrent dropout (the kernels apply none)."""
+        cell = self.cell
+        return (
+            keras.backend.backend() == "tensorflow"
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not (training and cell.recurrent_dropout > 0)
+        )
+
+    def kernel_options(self, mask, training) -> dict:
+        """The arguments every TF kernel takes from the layer and the call."""
+        return dict(
+            mask=mask,
+            reverse=self.go_backwards,
+            # Outside training nothing is expected to back-propagate through
+            # time, so skip the per-step record (gradients still work).
+            record=bool(training),
+            sequences=wants_sequences(self, mask),
+        )
+
+    def kernel_result(self, hs, h_last, mask, states):
+        """A kernel's outputs as Keras's (last_output, outputs, states)."""
+        last_output, outputs = batch_major_outputs(
+            hs, h_last, mask, self.zero_output_for_mask
+        )
+        return last_output, outputs, states
+
     @property
     def units(self) -> int:
         return self.cell.units
@@ -266,6 +344,13 @@ class ProjectedRNN(keras.layers.RNN):
         return cls(**config)
 
 
+def tensors(**weights) -> dict:
+    """Variables (or None) as tensors, for a kernel's keyword arguments."""
+    return {
+        k: None if v is None else ops.convert_to_tensor(v) for k, v in weights.items()
+    }
+
+
 def wants_sequences(layer, mask) -> bool:
     """Whether a fused loop must produce the (T, B, H) step outputs."""
     return layer.return_sequences or (mask is not None and layer.zero_output_for_mask)
@@ -276,14 +361,25 @@ def batch_major_outputs(hs, h_last, mask, zero_output_for_mask: bool):
 
     `hs` None (a loop that kept no sequence, see `wants_sequences`) gives a
     one-step stand-in for the outputs, which Keras then discards.
+
+    A kernel carries h at a skipped step, h_0 included; Keras's loop outputs
+    the previous *output* there, and before a sequence's first real step
+    (leading padding, or right padding under `go_backwards`) there is none:
+    zeros, as is the last output of a sequence with no real step at all.
+    Only the state carries h_0. The outputs follow Keras's rule.
     """
+    if mask is None:
+        last = h_last
+    else:
+        started = ops.cumsum(ops.cast(mask, "int32"), axis=0) > 0
+        last = ops.where(ops.expand_dims(started[-1], -1), h_last, 0.0)
     if hs is None:
-        return h_last, ops.expand_dims(h_last, 1)
+        return last, ops.expand_dims(last, 1)
     outputs = ops.transpose(hs, (1, 0, 2))
-    if mask is None or not zero_output_for_mask:
+    if mask is None:
         # The final state *is* the last output; taking it directly keeps the
         # gradient of a many-to-one model off the (B, T, H) outputs tensor.
-        return h_last, outputs
-    keep = ops.expand_dims(ops.transpose(mask, (1, 0)), -1)
-    outputs = ops.where(keep, outputs, 0.0)
-    return outputs[:, -1], outputs
+        return last, outputs
+    keep = mask if zero_output_for_mask else started
+    outputs = ops.where(ops.expand_dims(ops.transpose(keep, (1, 0)), -1), outputs, 0.0)
+    return (outputs[:, -1] if zero_output_for_mask else last), outputs

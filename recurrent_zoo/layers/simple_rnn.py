@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
-from recurrent_zoo.layers.rnn_base import (
-    ProjectedRNN,
-    batch_major_outputs,
-    wants_sequences,
-)
+from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments, tensors
 from recurrent_zoo.layers.simple_rnn_cell import SimpleRNNCell
 
 
@@ -58,6 +53,8 @@ class SimpleRNN(ProjectedRNN):
     (1990).
     """
 
+    cell_class = SimpleRNNCell
+
     def __init__(
         self,
         units: int,
@@ -88,42 +85,7 @@ class SimpleRNN(ProjectedRNN):
         zero_output_for_mask: bool = False,
         **kwargs,
     ):
-        cell = SimpleRNNCell(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            layer_norm=layer_norm,
-            norm_epsilon=norm_epsilon,
-            gamma_initializer=gamma_initializer,
-            beta_initializer=beta_initializer,
-            seed=seed,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name="simple_rnn_cell",
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            zero_output_for_mask=zero_output_for_mask,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
-        self.input_spec = keras.layers.InputSpec(ndim=3)
+        super().__init__(*split_arguments(locals()), **kwargs)
 
     def fused_loop(self, sequences, initial_state, mask, training):
         cell = self.cell
@@ -138,25 +100,18 @@ class SimpleRNN(ProjectedRNN):
         from recurrent_zoo.layers.tf_simple_rnn_kernel import simple_rnn_recurrence
 
         inputs, mask = self.fused_inputs(sequences, mask, training)
-        bias = None if cell.bias is None else ops.convert_to_tensor(cell.bias)
         hs, h_last = simple_rnn_recurrence(
             inputs,
             initial_state[0],
-            ops.convert_to_tensor(cell.kernel),
-            ops.convert_to_tensor(cell.recurrent_kernel),
-            bias=bias,
             activation=activation,
-            mask=mask,
-            reverse=self.go_backwards,
-            # Outside training nothing is expected to back-propagate through
-            # time, so skip the per-step record (gradients still work).
-            record=bool(training),
-            sequences=wants_sequences(self, mask),
+            **tensors(
+                kernel=cell.kernel,
+                recurrent_kernel=cell.recurrent_kernel,
+                bias=cell.bias,
+            ),
+            **self.kernel_options(mask, training),
         )
-        last_output, outputs = batch_major_outputs(
-            hs, h_last, mask, self.zero_output_for_mask
-        )
-        return last_output, outputs, [h_last]
+        return self.kernel_result(hs, h_last, mask, [h_last])
 
 
 _ACTIVATION_NAMES = {

@@ -37,15 +37,25 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from recurrent_zoo.layers.tf_kernel_parts import (
+    Steps,
+    centered,
+    dim,
+    inverse_rms,
+    normalized_inputs,
+    project,
+    time_index,
+)
+
 
 def _normalize(x, epsilon, mean=None):
     if mean is None:
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-    centered = x - mean
+    deviation = x - mean
     inv_std = tf.math.rsqrt(
-        tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon
+        tf.reduce_mean(tf.square(deviation), axis=-1, keepdims=True) + epsilon
     )
-    return centered * inv_std, inv_std
+    return deviation * inv_std, inv_std
 
 
 def _normalize_grad(dxhat, xhat, inv_std):
@@ -117,8 +127,8 @@ def lstm_recurrence(
     units = tf.shape(h0)[-1]
     layer_norm = recurrent_gamma is not None
     if layer_norm:
-        x, kernel = _normalized_inputs(x, kernel, f32(input_gamma), epsilon)
-        recurrent, moments = _centered(recurrent)
+        x, kernel = normalized_inputs(x, kernel, f32(input_gamma), epsilon)
+        recurrent, moments = centered(recurrent)
         recurrent = recurrent * f32(recurrent_gamma)
         gains = (moments, f32(cell_gamma), f32(cell_beta))
     else:
@@ -137,47 +147,8 @@ def lstm_recurrence(
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
 
 
-def _project(x, kernel):
-    """(T, B, F) @ (F, N) as one 2-D matmul."""
-    shape = tf.shape(x)
-    flat = tf.matmul(tf.reshape(x, [-1, shape[-1]]), kernel)
-    return tf.reshape(flat, tf.concat([shape[:-1], tf.shape(kernel)[-1:]], 0))
-
-
-def _centered(kernel):
-    """(K_c, K_c K_c^T / N) with K_c = K minus the mean of each row.
-
-    x K_c is x K centred over its N outputs, and mean((x K_c)^2) is the
-    quadratic form x (K_c K_c^T / N) x^T: so LN(x K) needs no pass over the
-    N-wide product beyond the matmul itself.
-    """
-    centered = kernel - tf.reduce_mean(kernel, axis=1, keepdims=True)
-    width = tf.cast(tf.shape(kernel)[1], tf.float32)
-    return centered, tf.matmul(centered, centered, transpose_b=True) / width
-
-
-def _normalized_inputs(x, kernel, gamma, epsilon):
-    """(x / rms(x W_c), W_c * gamma): their product is gamma * LN(x W), and
-    only the narrow (T, B, F) side is ever scaled; the mean square comes
-    from the quadratic form of `_centered`."""
-    centered, moments = _centered(kernel)
-    mean_square = tf.reduce_sum(_project(x, moments) * x, -1, keepdims=True)
-    inv = tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
-    return x * inv, centered * gamma
-
-
 # Floats of a (T, B, 4H) input share that still stay in a CPU's cache.
 _CACHED_FLOATS = 2**18
-
-
-def time_index(t, steps, reverse: bool):
-    """The time step of the inputs read at processing step t."""
-    return steps - 1 - t if reverse else t
-
-
-def _dim(tensor, axis):
-    """The static size of an axis where known (keeps loop shapes static)."""
-    return tensor.shape[axis] or tf.shape(tensor)[axis]
 
 
 def _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel, gains, mask):
@@ -190,9 +161,7 @@ def _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel, gains, mask):
     """
     moments, gamma_c, beta_c = gains
     if layer_norm:
-        mean_square = tf.reduce_sum(tf.matmul(h, moments) * h, -1, keepdims=True)
-        # h M h^T >= 0, but rounding may take it just below: never below 0.
-        inv = tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
+        inv = inverse_rms(h, moments, epsilon)
         h_in = h * inv
     else:
         h_in = h
@@ -236,7 +205,7 @@ def _forward(options, x, w, b, h0, c0, kernel, *rest):
     size = x.shape[0] and x.shape[1] and x.shape[0] * x.shape[1] * w.shape[1]
     if size and size <= _CACHED_FLOATS:
         x = tf.transpose(tf.reverse(x, [1]) if reverse else x, (1, 0, 2))
-        z_x = _project(x, w) + b
+        z_x = project(x, w) + b
 
         def input_share(t):
             return z_x[t]
@@ -259,23 +228,6 @@ def _forward(options, x, w, b, h0, c0, kernel, *rest):
     return (outputs.stack() if sequences else None), h_last, c_last
 
 
-class _Steps:
-    """(T, ...) TensorArrays a loop fills one step at a time, by name."""
-
-    def __init__(self, size, names):
-        self.buffers = {k: tf.TensorArray(tf.float32, size=size) for k in names}
-
-    @staticmethod
-    def write(buffers: dict, t, values: dict) -> dict:
-        return {**buffers, **{k: buffers[k].write(t, v) for k, v in values.items()}}
-
-    @staticmethod
-    def finish(buffers: dict) -> dict:
-        # Stacked tensors, not the TensorArrays: a gradient function that
-        # captures TensorList variants cannot be written into a SavedModel.
-        return {k: b.stack() for k, b in buffers.items()}
-
-
 def _recurrence(options, *tensors):
     layer_norm, masked, sequences, reverse, epsilon = options
 
@@ -287,8 +239,8 @@ def _recurrence(options, *tensors):
         if layer_norm:
             names.append("stats")
         # h and c with h_0, c_0 in front: h_{t-1} and h_t are then two views.
-        states = _Steps(steps + 1, ["h", "c"])
-        records = _Steps(steps, names)
+        states = Steps(steps + 1, ["h", "c"])
+        records = Steps(steps, names)
 
         def step(t, h, c, state_buffers, record_buffers):
             x_t = x[:, time_index(t, steps, reverse)]
@@ -337,7 +289,7 @@ def _backward(options, saved, inputs, upstream):
     x, w, kernel, moments, gamma_c, beta_c, mask = inputs
     d_hs, d_h_last, d_c_last = upstream
     steps = tf.shape(x)[1]
-    units = _dim(saved["c"], 2)
+    units = dim(saved["c"], 2)
     h_prev, c_prev = saved["h"][:-1], saved["c"][:-1]
     w_t, kernel_t = tf.transpose(w), tf.transpose(kernel)
     zero, one = tf.zeros([units]), tf.ones([units])
@@ -345,7 +297,7 @@ def _backward(options, saved, inputs, upstream):
     if layer_norm:
         inv, c_mean, c_inv = tf.split(saved["stats"], 3, axis=-1)
         neg_inv_cubed = -(inv**3)
-    grads = _Steps(steps, ["dx", "dm"] if layer_norm else ["dx"])
+    grads = Steps(steps, ["dx", "dm"] if layer_norm else ["dx"])
 
     def back(t, dh, dc, d_w, d_kernel, d_b, d_cell, buffers):
         i, f, g, o = (saved[k][t] for k in "ifgo")

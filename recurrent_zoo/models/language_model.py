@@ -47,8 +47,8 @@ class EncoderLanguageModel(keras.Model):
     it predicts), the attention pooling and the head.
 
     Args:
-        classifier: an adapted `TextClassifier` whose cell is one of this
-            package's ("layer_norm_lstm", "lstm", "simple_rnn") or Keras's.
+        classifier: an adapted `TextClassifier`, of any cell of
+            `recurrent_zoo.cells.CELLS`.
         num_sampled: negative words drawn per batch for the sampled softmax
             (log-uniform, which suits a frequency-ordered vocabulary). With
             a vocabulary this small or smaller, training uses the exact loss.

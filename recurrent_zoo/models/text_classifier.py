@@ -9,12 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recurrent_zoo.layers import (
-    AttentionPooling,
-    Bidirectional,
-    LayerNormLSTM,
-    SimpleRNN,
-)
+from recurrent_zoo.cells import CELLS as CELL_SPECS
+from recurrent_zoo.cells import build_recurrent_layer
+from recurrent_zoo.layers import AttentionPooling, Bidirectional
 from recurrent_zoo.layers.bag_of_words import TfIdfBagOfWords
 from recurrent_zoo.layers.checks import check_positive_int, check_rate
 from recurrent_zoo.layers.hashed_bigrams import HashedBigramEmbedding
@@ -24,31 +21,13 @@ from recurrent_zoo.models.standardize import text_vectorizer
 
 __all__ = ["CELLS", "TextClassifier"]
 
-# Keras's own LSTM/GRU are here for comparison runs: same model, other cell.
-CELLS: tuple[str, ...] = (
-    "layer_norm_lstm",
-    "lstm",
-    "simple_rnn",
-    "keras_lstm",
-    "keras_gru",
-)
+# Every name of `recurrent_zoo.cells.CELLS` (Keras's own LSTM/GRU among them,
+# for comparison runs: same model, other cell).
+CELLS: tuple[str, ...] = tuple(CELL_SPECS)
 
 
 # Input scale of the wide (bag-of-words) logits: see `TextClassifier`.
 _WIDE_SCALE = 10.0
-
-
-def _recurrent_layer(cell: str, units: int, recurrent_dropout: float, name: str):
-    common = dict(return_sequences=True, recurrent_dropout=recurrent_dropout, name=name)
-    if cell == "layer_norm_lstm":
-        return LayerNormLSTM(units, **common)
-    if cell == "lstm":
-        return LayerNormLSTM(units, layer_norm=False, **common)
-    if cell == "simple_rnn":
-        return SimpleRNN(units, layer_norm=True, **common)
-    if cell == "keras_lstm":
-        return keras.layers.LSTM(units, **common)
-    return keras.layers.GRU(units, **common)
 
 
 @keras.saving.register_keras_serializable(package="recurrent_zoo")
@@ -104,10 +83,11 @@ class TextClassifier(keras.Model):
         sequence_length: words kept per text (the rest are cut).
         embedding_dim: size of the word vectors.
         units: hidden size per direction of each stacked recurrent layer.
-        cell: recurrent cell, one of `CELLS`: "layer_norm_lstm" (default,
-            Ba et al. 2016), "lstm" (this package's LSTM, no normalization),
-            "simple_rnn" (layer-normalized Elman RNN), or Keras's own
-            "keras_lstm" / "keras_gru" for comparison.
+        cell: recurrent cell, a name of `recurrent_zoo.cells.CELLS`:
+            "layer_norm_lstm" (default, Ba et al. 2016), "lstm" (no
+            normalization), "layer_norm_gru", "gru", "simple_rnn"
+            (layer-normalized Elman RNN), or Keras's own "keras_lstm" /
+            "keras_gru" for comparison.
         attention_units: size of the attention pooling's hidden space.
         embedding_dropout: dropout rate on whole word vectors (a dropped word
             is zeroed in every feature).
@@ -213,7 +193,13 @@ class TextClassifier(keras.Model):
         for i, size in enumerate(units):
             if i:
                 x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-            rnn = _recurrent_layer(cell, size, recurrent_dropout, f"{cell}_{i}")
+            rnn = build_recurrent_layer(
+                cell,
+                size,
+                return_sequences=True,
+                recurrent_dropout=recurrent_dropout,
+                name=f"{cell}_{i}",
+            )
             x = Bidirectional(rnn, name=f"bidirectional_{i}")(x)
         pooled, scores = AttentionPooling(
             check_positive_int("attention_units", attention_units),

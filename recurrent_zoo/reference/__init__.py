@@ -6,6 +6,10 @@ TensorFlow gradient) against an independent derivation. Readable first:
 plain loops over time, float64 throughout.
 """
 
+from recurrent_zoo.reference.layer_norm_gru import (
+    layer_norm_gru_bptt,
+    layer_norm_gru_forward,
+)
 from recurrent_zoo.reference.layer_norm_lstm import (
     layer_norm_lstm_bptt,
     layer_norm_lstm_forward,
@@ -13,6 +17,8 @@ from recurrent_zoo.reference.layer_norm_lstm import (
 from recurrent_zoo.reference.simple_rnn import simple_rnn_bptt, simple_rnn_forward
 
 __all__ = [
+    "layer_norm_gru_bptt",
+    "layer_norm_gru_forward",
     "layer_norm_lstm_bptt",
     "layer_norm_lstm_forward",
     "simple_rnn_bptt",

@@ -19,6 +19,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from recurrent_zoo.cells import CELLS
 from recurrent_zoo.models import ARCHITECTURES, TextClassifier, get
 from recurrent_zoo.models.standardize import text_vectorizer
 from recurrent_zoo.tuning.distributed import string_input_safe
@@ -70,6 +71,9 @@ class TextClassifierHyperModel(kt.HyperModel):
         embedding_dim  Choice                default: prebuilt embedding_dim
         dropout        Float, stepped        default: prebuilt dropout
         learning_rate  Choice (log-spaced)   default: the architecture's rate
+        cell           Choice over `cells`   default: the prebuilt cell if
+                       among them, else the first (only when `cells` is
+                       given: by default the cell is not searched)
 
     A default the caller's choices leave out falls back to the nearest
     choice (for the learning rate, nearest in log space); with the default
@@ -87,6 +91,9 @@ class TextClassifierHyperModel(kt.HyperModel):
         embedding_dims: embedding sizes to choose from.
         dropout_range: `(min, max, step)` of the dropout rate.
         learning_rates: Adam learning rates to choose from.
+        cells: recurrent cells to choose from (names of
+            `recurrent_zoo.cells.CELLS`, e.g. LSTM and GRU with and without
+            layer normalization); None keeps the prebuilt (or fixed) cell.
         name: the hypermodel's name.
         **fixed: any other `TextClassifier` argument, held fixed in every
             trial (e.g. `vocabulary_size=5000`, `cell="keras_gru"`).
@@ -125,6 +132,7 @@ class TextClassifierHyperModel(kt.HyperModel):
         embedding_dims: Sequence[int] = DEFAULT_EMBEDDING_DIMS,
         dropout_range: tuple[float, float, float] = DEFAULT_DROPOUT_RANGE,
         learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+        cells: Sequence[str] | None = None,
         name: str | None = None,
         **fixed: Any,
     ) -> None:
@@ -132,7 +140,16 @@ class TextClassifierHyperModel(kt.HyperModel):
             raise ValueError(
                 f"unknown task {task!r}; available: {sorted(ARCHITECTURES)}"
             )
-        clash = sorted(set(fixed) & {*TUNED, "learning_rate", "vocabulary"})
+        searched = {*TUNED, "learning_rate", "vocabulary"}
+        if cells is not None:
+            searched.add("cell")
+            unknown = sorted(set(cells) - set(CELLS))
+            if unknown or not cells:
+                raise ValueError(
+                    f"cells must be a non-empty list of {list(CELLS)}. "
+                    f"Received: cells={cells!r}"
+                )
+        clash = sorted(set(fixed) & searched)
         if clash:
             raise ValueError(
                 f"{clash} are searched (or passed as their own argument), so "
@@ -156,6 +173,7 @@ class TextClassifierHyperModel(kt.HyperModel):
         self.embedding_dims = _sorted_unique("embedding_dims", embedding_dims, int)
         self.dropout_range = (low, high, step)
         self.learning_rates = _sorted_unique("learning_rates", learning_rates, float)
+        self.cells = None if cells is None else tuple(dict.fromkeys(cells))
         self.fixed = dict(fixed)
 
         prebuilt = self.prebuilt_arguments()
@@ -174,6 +192,9 @@ class TextClassifierHyperModel(kt.HyperModel):
                 self.learning_rates, ARCHITECTURES[task].learning_rate, log=True
             ),
         }
+        if self.cells is not None:
+            cell = prebuilt["cell"]
+            self.defaults["cell"] = cell if cell in self.cells else self.cells[0]
 
     def prebuilt_arguments(self) -> dict[str, Any]:
         """Every `TextClassifier` argument of the task's prebuilt model.
@@ -239,6 +260,8 @@ class TextClassifierHyperModel(kt.HyperModel):
         values["learning_rate"] = hp.Choice(
             "learning_rate", self.learning_rates, default=d["learning_rate"]
         )
+        if self.cells is not None:
+            values["cell"] = hp.Choice("cell", list(self.cells), default=d["cell"])
         return values
 
     def model_arguments(self, hp: kt.HyperParameters) -> dict[str, Any]:
@@ -249,7 +272,8 @@ class TextClassifierHyperModel(kt.HyperModel):
 
         Returns:
             `TextClassifier` arguments: the fixed ones, the class names and
-            the tuned `units` (a tuple), `embedding_dim` and `dropout`. The
+            the tuned `units` (a tuple), `embedding_dim`, `dropout` and (when
+            searched) `cell`. The
             vocabulary and the learning rate are not included.
         """
         values = self.declare_hyperparameters(hp)
@@ -262,6 +286,8 @@ class TextClassifierHyperModel(kt.HyperModel):
         arguments["embedding_dim"] = int(values["embedding_dim"])
         # Stepped floats come back as e.g. 0.30000000000000004.
         arguments["dropout"] = round(float(values["dropout"]), 6)
+        if "cell" in values:
+            arguments["cell"] = values["cell"]
         return arguments
 
     def build(self, hp: kt.HyperParameters) -> TextClassifier:

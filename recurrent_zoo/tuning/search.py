@@ -385,6 +385,7 @@ class TrialRecord:
         epochs: epochs trained (a Hyperband continuation counts its
             parent's).
         best_epoch: the epoch (0-based) of the best validation accuracy.
+        cell: the recurrent cell, where the search chooses it (else None).
         hyperparameters: every recorded value, `tuner/...` entries included.
     """
 
@@ -399,6 +400,7 @@ class TrialRecord:
     parameters: int | None = None
     epochs: int | None = None
     best_epoch: int | None = None
+    cell: str | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -448,6 +450,7 @@ def trial_records(oracle: kt.Oracle) -> list[TrialRecord]:
                 parameters=whole("parameters"),
                 epochs=whole("epochs"),
                 best_epoch=whole("best_epoch"),
+                cell=values.get("cell"),
                 hyperparameters=values,
             )
         )
@@ -471,12 +474,16 @@ def format_table(records: Sequence[TrialRecord]) -> str:
         "seconds",
         "parameters",
     )
+    cells = any(r.cell is not None for r in records)
+    if cells:
+        header = (*header[:2], "cell", *header[2:])
     rows = [header]
     for r in records:
         rows.append(
             (
                 r.trial_id + (" *" if r is best else ""),
                 r.status.lower(),
+                *((r.cell or "-",) if cells else ()),
                 str(r.num_layers),
                 ",".join(map(str, r.units)),
                 str(r.embedding_dim),
@@ -943,6 +950,7 @@ def _write_csv(path: Path, records: Sequence[TrialRecord]) -> None:
     columns = [
         "trial_id",
         "status",
+        "cell",
         "num_layers",
         "units",
         "embedding_dim",

@@ -17,6 +17,12 @@ RECURRENT = dict(
     recurrent_dropout=0.2, norm_epsilon=1e-4, gamma_initializer="zeros",
     beta_initializer="ones", seed=7,
 )  # fmt: skip
+# A GRU has no shift, so no beta_initializer.
+GRU_RECURRENT = {k: v for k, v in RECURRENT.items() if k != "beta_initializer"}
+GRU = dict(
+    units=3, activation="relu", recurrent_activation="tanh", reset_after=False,
+    layer_norm=False, **GRU_RECURRENT,
+)  # fmt: skip
 SEQUENCE = dict(
     return_sequences=True, return_state=True, go_backwards=True, stateful=True,
     unroll=True, zero_output_for_mask=True, activity_regularizer="l2",
@@ -55,6 +61,8 @@ CASES = [
             **SEQUENCE,
         ),
     ),  # fmt: skip
+    (rz.LayerNormGRUCell, GRU),
+    (rz.LayerNormGRU, dict(**GRU, **SEQUENCE)),
     (
         rz.BahdanauAttention,
         ATTENTION,

@@ -37,7 +37,7 @@ def reviews(shared_data):
         ({"units": ()}, "()"),
         ({"units": 16}, "16"),
         ({"units": (8, 0)}, "0"),
-        ({"cell": "gru"}, "'gru'"),
+        ({"cell": "transformer"}, "'transformer'"),
         ({"dropout": 1.5}, "1.5"),
         ({"embedding_dim": -2}, "-2"),
         ({"bigram_buckets": -1}, "-1"),

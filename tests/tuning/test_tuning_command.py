@@ -26,9 +26,21 @@ def test_arguments_parse_into_the_search_space():
     assert args.handler is tune.run
 
 
+def test_the_cells_to_search_parse_and_reach_the_space():
+    args = build_parser().parse_args(
+        ["tune", "sentiment", "--cells", "layer_norm_lstm,layer_norm_gru"]
+    )
+    assert args.cells == ("layer_norm_lstm", "layer_norm_gru")
+
+
 @pytest.mark.parametrize(
     "bad",
-    [["--units", "4,eight"], ["--tuner", "grid"], ["--learning-rates", "fast"]],
+    [
+        ["--units", "4,eight"],
+        ["--tuner", "grid"],
+        ["--learning-rates", "fast"],
+        ["--cell", "transformer"],
+    ],
 )
 def test_bad_arguments_are_rejected(bad, capsys):
     with pytest.raises(SystemExit):

@@ -109,6 +109,26 @@ def test_defaults_outside_narrowed_choices_fall_back_to_the_nearest():
     assert space[1]["values"] == [4, 8]
 
 
+def test_the_cell_is_searched_when_cells_are_given():
+    cells = ("layer_norm_gru", "layer_norm_lstm", "gru")
+    hypermodel = TextClassifierHyperModel("sentiment", cells=cells, **TINY)
+    space = {hp["name"]: hp for hp in hypermodel.search_space()}
+    assert space["cell"]["values"] == list(cells)
+    # The prebuilt cell is the default when it is among the choices.
+    assert space["cell"]["default"] == "layer_norm_lstm"
+    hp = kt.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    hp.values["cell"] = "layer_norm_gru"
+    model = hypermodel.build(hp)
+    assert model.cell == "layer_norm_gru"
+    encoder = model.get_layer("bidirectional_0").forward_layer
+    assert type(encoder).__name__ == "LayerNormGRU" and encoder.cell.layer_norm
+    # Otherwise the first choice; and without `cells` the cell is not searched.
+    only_gru = TextClassifierHyperModel("sentiment", cells=("gru",))
+    assert only_gru.defaults["cell"] == "gru"
+    assert "cell" not in TextClassifierHyperModel("sentiment").defaults
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -121,6 +141,9 @@ def test_defaults_outside_narrowed_choices_fall_back_to_the_nearest():
         (dict(dropout_range=(0.0, 0.5, 0.0)), "dropout_range"),
         (dict(embedding_dims=()), "embedding_dims"),
         (dict(learning_rates=(0.0, 1e-3)), "learning_rates"),
+        (dict(cells=("lstm", "transformer")), "cells=.*transformer"),
+        (dict(cells=()), "cells"),
+        (dict(cells=("gru", "lstm"), cell="gru"), "cannot be held fixed"),
     ],
 )
 def test_rejects_a_bad_space(arguments, message):

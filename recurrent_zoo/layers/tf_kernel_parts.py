@@ -1,0 +1,75 @@
+"""Pieces the TensorFlow recurrence kernels (LSTM, GRU) share.
+
+The layer-normalization helpers rest on one identity. With the rows of a
+kernel centred (K_c = K - rowmean(K)), x K_c is x K minus its mean over the
+N outputs, and mean((x K_c)^2) is the quadratic form x (K_c K_c^T / N) x^T;
+so gamma * LN(x K) = (x / rms) (K_c * gamma): a kernel normalizes its
+N-wide product by scaling only the narrow x side.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def time_index(t, steps, reverse: bool):
+    """The time step of the inputs read at processing step t."""
+    return steps - 1 - t if reverse else t
+
+
+def dim(tensor, axis):
+    """The static size of an axis where known (keeps loop shapes static)."""
+    return tensor.shape[axis] or tf.shape(tensor)[axis]
+
+
+def project(x, kernel):
+    """(T, B, F) @ (F, N) as one 2-D matmul."""
+    shape = tf.shape(x)
+    flat = tf.matmul(tf.reshape(x, [-1, shape[-1]]), kernel)
+    return tf.reshape(flat, tf.concat([shape[:-1], tf.shape(kernel)[-1:]], 0))
+
+
+def centered(kernel):
+    """(K_c, K_c K_c^T / N) with K_c = K minus the mean of each row.
+
+    x K_c is x K centred over its N outputs, and mean((x K_c)^2) is the
+    quadratic form x (K_c K_c^T / N) x^T: so LN(x K) needs no pass over the
+    N-wide product beyond the matmul itself.
+    """
+    centred = kernel - tf.reduce_mean(kernel, axis=1, keepdims=True)
+    width = tf.cast(tf.shape(kernel)[1], tf.float32)
+    return centred, tf.matmul(centred, centred, transpose_b=True) / width
+
+
+def inverse_rms(x, moments, epsilon):
+    """1 / sqrt(x M x^T + eps) per row: 1/std of LN(x K) for M of `centered`."""
+    mean_square = tf.reduce_sum(tf.matmul(x, moments) * x, -1, keepdims=True)
+    # x M x^T >= 0, but rounding may take it just below: never below 0.
+    return tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
+
+
+def normalized_inputs(x, kernel, gamma, epsilon):
+    """(x / rms(x W_c), W_c * gamma): their product is gamma * LN(x W), and
+    only the narrow (T, B, F) side is ever scaled; the mean square comes
+    from the quadratic form of `centered`."""
+    centred, moments = centered(kernel)
+    mean_square = tf.reduce_sum(project(x, moments) * x, -1, keepdims=True)
+    inv = tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
+    return x * inv, centred * gamma
+
+
+class Steps:
+    """(T, ...) TensorArrays a loop fills one step at a time, by name."""
+
+    def __init__(self, size, names):
+        self.buffers = {k: tf.TensorArray(tf.float32, size=size) for k in names}
+
+    @staticmethod
+    def write(buffers: dict, t, values: dict) -> dict:
+        return {**buffers, **{k: buffers[k].write(t, v) for k, v in values.items()}}
+
+    @staticmethod
+    def finish(buffers: dict) -> dict:
+        # Stacked tensors, not the TensorArrays: a gradient function that
+        # captures TensorList variants cannot be written into a SavedModel.
+        return {k: b.stack() for k, b in buffers.items()}
