@@ -53,6 +53,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from recurrent_zoo.models.loading import load_model_file
+
 __all__ = [
     "INPUT_KEY",
     "LABELS_FILE",
@@ -450,12 +452,12 @@ def load_predictor(
 
     Raises:
         FileNotFoundError: if nothing loadable is at `path`.
+        ModelFileError: (a ValueError) if `path` is a file but not a
+            loadable `.keras` model.
     """
     path = Path(path)
     if path.is_file():
-        import recurrent_zoo.models  # noqa: F401  registers the classes
-
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model_file(path)
         function = serving_function(model, top_k=top_k)
         return Predictor(function, model.class_names, "keras", path, batch_size)
     folder = find_saved_model(path)

@@ -100,6 +100,7 @@ from recurrent_zoo.environment import machine_info
 from recurrent_zoo.metrics import classification_report
 from recurrent_zoo.models import ARCHITECTURES, get
 from recurrent_zoo.models.language_model import pretrain_encoder
+from recurrent_zoo.models.loading import load_model_file
 from recurrent_zoo.plots import plot_confusion, plot_history
 from recurrent_zoo.refit import EpochRecord, refit_on_all_texts
 from recurrent_zoo.run_files import copy_atomically, read_json, write_json
@@ -499,10 +500,11 @@ def evaluate(
         "split".
 
     Raises:
-        ValueError: if the corpus cannot be inferred, or its class names
-            differ from the model's.
+        ValueError: if the model file cannot be loaded (`ModelFileError`),
+            the corpus cannot be inferred, or its class names differ from
+            the model's.
     """
-    model = keras.saving.load_model(model_path, compile=False)
+    model = load_model_file(model_path)
     names = tuple(getattr(model, "class_names", ()))
     if not names:
         raise ValueError(f"{model_path} is not a TextClassifier (no class_names)")

@@ -40,12 +40,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"export: no model file at {args.model}", file=sys.stderr)
         return 2
 
-    import keras
-
-    import recurrent_zoo.models  # noqa: F401  registers the classes for loading
     from recurrent_zoo.export import export_saved_model
+    from recurrent_zoo.models.loading import ModelFileError, load_model_file
 
-    model = keras.saving.load_model(args.model, compile=False)
+    try:
+        model = load_model_file(args.model)
+    except ModelFileError as err:
+        print(f"export: {err}", file=sys.stderr)
+        return 2
     try:
         path = export_saved_model(
             model,

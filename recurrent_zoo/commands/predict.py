@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         predictor = load_predictor(args.model, batch_size=args.batch_size)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"predict: {err}", file=sys.stderr)
         return 2
     outputs = predictor(texts)

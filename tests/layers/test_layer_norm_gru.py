@@ -203,3 +203,15 @@ def test_bad_inputs():
         LayerNormGRU(3)(np.zeros((2, 4), "float32"))
     with pytest.raises(ValueError, match="floating-point"):
         LayerNormGRU(3)(np.zeros((2, 4, 3), "int32"))
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_unroll_equals_the_loop(reset_after):
+    looped = LayerNormGRU(3, reset_after=reset_after, return_sequences=True, **RANDOM)
+    unrolled = LayerNormGRU(
+        3, reset_after=reset_after, return_sequences=True, unroll=True
+    )
+    looped(X)
+    unrolled(X)
+    unrolled.set_weights(looped.get_weights())
+    np.testing.assert_allclose(unrolled(X, mask=MASK), looped(X, mask=MASK), atol=1e-6)
