@@ -9,28 +9,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from recurrent_zoo.layers.reversal import reversal_indices, reverse_within_spans
+
 _MERGE_MODES = ("concat", "sum", "ave", "mul", None)
-
-
-def _reversal_indices(mask):
-    """Per-row time indices that reverse each row within its real span.
-
-    The span of a row ends at its last unmasked step, so trailing padding stays
-    in place; applying the same gather twice is the identity.
-    """
-    mask = ops.cast(mask, "int32")
-    positions = ops.cumsum(ops.ones_like(mask), axis=1)  # 1..T, works for dynamic T
-    ends = ops.max(positions * mask, axis=1, keepdims=True)
-    return ops.where(positions <= ends, ends - positions, positions - 1)
-
-
-def _reverse(x, indices):
-    """Reverses time within each row's span; all of it when `indices` is None."""
-    if indices is None:
-        return ops.flip(x, axis=1)  # Same as go_backwards: matches Keras exactly.
-    if len(x.shape) == 3:
-        indices = ops.expand_dims(indices, -1)
-    return ops.take_along_axis(x, indices, axis=1)
 
 
 def _check_sequences(shape, dtype=None) -> None:
@@ -243,21 +224,21 @@ class Bidirectional(keras.layers.Layer):
         indices = backward_mask = None
         if mask is not None:
             mask = ops.cast(mask, "bool")
-            indices = _reversal_indices(mask)
-            backward_mask = _reverse(mask, indices)
+            indices = reversal_indices(mask)
+            backward_mask = reverse_within_spans(mask, indices)
 
         y_fwd, states_fwd = self._run(
             self.forward_layer, sequences, forward_state, training, mask
         )
         y_bwd, states_bwd = self._run(
             self.backward_layer,
-            _reverse(sequences, indices),
+            reverse_within_spans(sequences, indices),
             backward_state,
             training,
             backward_mask,
         )
         if self.return_sequences:
-            y_bwd = _reverse(y_bwd, indices)
+            y_bwd = reverse_within_spans(y_bwd, indices)
             if mask is not None:
                 # Wrapped layers may repeat the last output at masked steps.
                 keep = ops.expand_dims(mask, -1)

@@ -9,8 +9,8 @@ import keras
 import tensorflow as tf
 
 from recurrent_zoo.data.batching import counted_bucketed_dataset
-from recurrent_zoo.layers.bidirectional import _reversal_indices, _reverse
 from recurrent_zoo.layers.checks import check_positive_int
+from recurrent_zoo.layers.reversal import reversal_indices, reverse_within_spans
 from recurrent_zoo.models.text_classifier import TextClassifier
 
 __all__ = ["EncoderLanguageModel", "pretrain_encoder"]
@@ -121,7 +121,7 @@ class EncoderLanguageModel(keras.Model):
     def _pairs(self, texts, training):
         ids = self.trim_padding(self.vectorizer(texts))
         mask = ids != 0
-        indices = _reversal_indices(mask)
+        indices = reversal_indices(mask)
         hidden_f, targets_f = self._hidden_and_targets(
             self.forward_rnn, ids, mask, training
         )
@@ -129,8 +129,8 @@ class EncoderLanguageModel(keras.Model):
         # layer reads w_T..w_1 and predicts the previous word.
         hidden_b, targets_b = self._hidden_and_targets(
             self.backward_rnn,
-            _reverse(ids, indices),
-            _reverse(mask, indices),
+            reverse_within_spans(ids, indices),
+            reverse_within_spans(mask, indices),
             training,
         )
         hidden = tf.concat([hidden_f, hidden_b], axis=0)
