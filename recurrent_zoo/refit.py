@@ -28,7 +28,6 @@ Files, in the stage's folder (`out/refit/` of a run):
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -39,7 +38,7 @@ import keras
 from recurrent_zoo.data import TextClassificationData
 from recurrent_zoo.data.batching import counted_bucketed_dataset
 from recurrent_zoo.distribute import Distribution
-from recurrent_zoo.run_files import read_json, write_json
+from recurrent_zoo.run_files import read_json, replaced_atomically, write_json
 
 __all__ = ["EpochRecord", "refit_on_all_texts"]
 
@@ -129,9 +128,8 @@ def refit_on_all_texts(
             ),
         ],
     )
-    partial = out / "model.partial.keras"
-    model.save(partial)
-    os.replace(partial, model_path)
+    with replaced_atomically(model_path) as partial:
+        model.save(partial)
     rows = [history.rows[str(epoch)] for epoch in range(epochs)]
     record = {
         "epochs": epochs,

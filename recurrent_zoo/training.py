@@ -103,7 +103,14 @@ from recurrent_zoo.models.language_model import pretrain_encoder
 from recurrent_zoo.models.loading import load_model_file
 from recurrent_zoo.plots import plot_confusion, plot_history
 from recurrent_zoo.refit import EpochRecord, refit_on_all_texts
-from recurrent_zoo.run_files import copy_atomically, read_json, write_json
+from recurrent_zoo.run_files import (
+    copy_atomically,
+    read_json,
+    replaced_atomically,
+    write_bytes,
+    write_json,
+    write_text,
+)
 
 __all__ = ["evaluate", "infer_corpus", "load_finished", "train"]
 
@@ -579,9 +586,8 @@ class _BestModel(keras.callbacks.Callback):
         value = float((logs or {}).get("val_loss", math.nan))
         if math.isfinite(value) and (self.best is None or value < self.best):
             self.best = value
-            partial = self.path.with_name(self.path.stem + ".partial.keras")
-            self.model.save(partial)
-            os.replace(partial, self.path)
+            with replaced_atomically(self.path) as partial:
+                self.model.save(partial)
 
 
 # ------------------------------------------------------------ several workers
@@ -963,9 +969,7 @@ def _trim_history(path: Path, done: int) -> None:
     kept = [lines[0]] + [row for row in lines[1:] if int(row.split(b",")[0]) < done]
     trimmed = b"".join(line + b"\n" for line in kept)
     if trimmed != data:
-        partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(trimmed)
-        os.replace(partial, path)
+        write_bytes(path, trimmed)
 
 
 def _read_history(out: Path) -> list[dict[str, float]]:
@@ -1018,11 +1022,7 @@ def _read_vocabulary(out: Path) -> list[str] | None:
 
 
 def _write_vocabulary(out: Path, words: Sequence[str]) -> None:
-    words = [str(w) for w in words]
-    partial = out / "vocabulary.txt.partial"
-    with partial.open("w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(words))
-    os.replace(partial, out / "vocabulary.txt")
+    write_text(out / "vocabulary.txt", "\n".join(str(w) for w in words))
 
 
 def _clear_run(out: Path) -> None:

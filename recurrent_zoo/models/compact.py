@@ -33,7 +33,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import secrets
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +40,8 @@ from pathlib import Path
 import h5py
 import keras
 import numpy as np
+
+from recurrent_zoo.run_files import replaced_atomically
 
 __all__ = ["grid_step", "save_compact"]
 
@@ -102,11 +103,8 @@ def save_compact(
                 f"Its variables: {sorted(variables)}"
             )
     originals = {name: keras.ops.convert_to_numpy(variables[name]) for name in rounded}
-    # In the target's directory, so that `os.replace` is a rename within one
-    # file system and readers never see a half-written file. Not `mkstemp`:
-    # its file is private (0600), and the rename would keep that mode.
-    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(8)}.keras")
-    try:
+    # Readers never see a half-written file (`run_files`).
+    with replaced_atomically(path) as temporary:
         # Rounded in place, for `model.save` to write; Keras saves by its
         # own layer paths, which this module does not try to reproduce.
         for name, value in originals.items():
@@ -132,10 +130,6 @@ def save_compact(
                 entry.external_attr = info.external_attr
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(entry, data)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path.stat().st_size
 
 

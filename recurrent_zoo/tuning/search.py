@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -43,6 +43,7 @@ import numpy as np
 from recurrent_zoo.data import TextClassificationData, load_corpus
 from recurrent_zoo.data.batching import bucketed_dataset
 from recurrent_zoo.models import ARCHITECTURES
+from recurrent_zoo.run_files import replaced_atomically, write_json, write_text
 from recurrent_zoo.tuning.distributed import (
     DevicePlan,
     PatientOracleClient,
@@ -63,33 +64,11 @@ __all__ = [
     "plot_val_accuracy",
     "run_search",
     "trial_records",
-    "write_json_atomic",
 ]
 
 TUNERS: tuple[str, ...] = ("hyperband", "bayesian", "random")
 OBJECTIVE = "val_accuracy"
 SETTINGS_FILE = "search_settings.json"
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Writes JSON so that readers (and a later run) see all or nothing.
-
-    Args:
-        path: the file to (over)write.
-        obj: a JSON-serializable object.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _DurableOracle:
@@ -99,11 +78,13 @@ class _DurableOracle:
     dropped_trials: tuple[str, ...] = ()
 
     def save(self) -> None:
-        write_json_atomic(self._get_oracle_fname(), self.get_state())
+        write_json(self._get_oracle_fname(), self.get_state(), indent=None)
 
     def _save_trial(self, trial: kt.engine.trial.Trial) -> None:
         trial_dir = self._get_trial_dir(trial.trial_id)
-        write_json_atomic(os.path.join(trial_dir, "trial.json"), trial.get_state())
+        write_json(
+            os.path.join(trial_dir, "trial.json"), trial.get_state(), indent=None
+        )
 
     def end_trial(self, trial: kt.engine.trial.Trial) -> None:
         # A worker that kept training through a restart of the chief reports
@@ -256,7 +237,7 @@ class _RecordingTuner:
     def save(self) -> None:
         if not self._is_worker():
             self.oracle.save()
-        write_json_atomic(self._get_tuner_fname(), self.get_state())
+        write_json(self._get_tuner_fname(), self.get_state(), indent=None)
 
 
 class _HyperbandTuner(_RecordingTuner, kt.Hyperband):
@@ -665,7 +646,7 @@ def _check_settings(path: Path, settings: dict[str, Any], write: bool) -> None:
                 "resume it, or pass --overwrite / another --project-name"
             )
     elif write:
-        write_json_atomic(path, settings)
+        write_json(path, settings)
 
 
 def run_search(
@@ -893,7 +874,7 @@ def _write_results(
         "devices": list(result.devices.devices),
         "distribution": result.devices.kind,
     }
-    write_json_atomic(
+    write_json(
         project_dir / "trials.json",
         {**header, "trials": [r.to_json() for r in records]},
     )
@@ -915,9 +896,7 @@ def _write_results(
         # `recurrent_zoo.models.get(task, **model)` builds this architecture.
         "model": json.loads(json.dumps(model_arguments)),
     }
-    write_json_atomic(
-        project_dir / "best_hyperparameters.json", result.best_hyperparameters
-    )
+    write_json(project_dir / "best_hyperparameters.json", result.best_hyperparameters)
     log("best hyperparameters: " + json.dumps(result.best_hyperparameters))
     result.plot_path = plot_val_accuracy(
         records,
@@ -962,15 +941,14 @@ def _write_csv(path: Path, records: Sequence[TrialRecord]) -> None:
         "seconds",
         "parameters",
     ]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
-        writer.writeheader()
-        for r in records:
-            row = r.to_json()
-            row["units"] = " ".join(map(str, r.units))
-            writer.writerow(row)
-    os.replace(tmp, path)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, columns, extrasaction="ignore")
+    writer.writeheader()
+    for r in records:
+        row = r.to_json()
+        row["units"] = " ".join(map(str, r.units))
+        writer.writerow(row)
+    write_text(path, table.getvalue())
 
 
 def _retrain(
@@ -1017,7 +995,6 @@ def _retrain(
             model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"]
         )
     # Written beside, then moved: a kill never leaves a truncated model.
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with replaced_atomically(path) as partial:
+        model.save(partial)
     return path, accuracy

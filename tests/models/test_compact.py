@@ -313,15 +313,21 @@ def test_rounding_arguments_are_checked(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_save_still_restores_the_model(tmp_path):
+def test_a_failed_save_still_restores_the_model(tmp_path, monkeypatch):
     model = tiny()
     before = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings)
+    seen = []
+
+    def full_disk(self, path, *args, **kwargs):
+        # The weights are rounded when the save is attempted.
+        seen.append(keras.ops.convert_to_numpy(self.get_layer("embedding").embeddings))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(model), "save", full_disk)
     with pytest.raises(OSError):
-        save_compact(
-            model,
-            tmp_path / "missing" / "model.keras",
-            rounded=["embedding/embeddings"],
-        )
+        save_compact(model, tmp_path / "model.keras", rounded=["embedding/embeddings"])
+    assert seen and not np.array_equal(seen[0], before)
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings), before
     )
+    assert list(tmp_path.iterdir()) == []  # nor is a partial file left
