@@ -9,6 +9,7 @@ the results) or as a worker (it runs trials the chief hands out).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import add_data_argument, comma_separated
@@ -17,6 +18,18 @@ HELP = "search hidden sizes and other hyperparameters (resumable, distributable)
 
 TASKS = ("sentiment", "topic")
 TUNERS = ("hyperband", "bayesian", "random")
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of --unit-choices: still accepted, with a warning."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(
+            f"recurrent-zoo tune: {option_string} is deprecated (in `train` it "
+            "sets the layers' sizes); use --unit-choices",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,9 +83,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     space = parser.add_argument_group("search space")
     space.add_argument(
-        "--units",
+        "--unit-choices",
+        dest="units",
         type=comma_separated(int, "32,64"),
-        help="hidden sizes to try (default 16,32,64,128,256)",
+        help="hidden sizes to try, per layer (default 16,32,64,128,256)",
+    )
+    # `train --units` sets the layers' sizes; here the old spelling meant the
+    # choices. Kept working, with a warning.
+    space.add_argument(
+        "--units",
+        dest="units",
+        type=comma_separated(int, "32,64"),
+        action=_Deprecated,
+        help=argparse.SUPPRESS,
     )
     space.add_argument("--max-layers", type=int, help="most recurrent layers (2)")
     space.add_argument(

@@ -15,7 +15,7 @@ from recurrent_zoo.tuning import TUNERS, run_search
 def test_arguments_parse_into_the_search_space():
     args = build_parser().parse_args(
         ["tune", "topic", "--data", "d", "--max-trials", "7", "--tuner", "random",
-         "--units", "32,64", "--learning-rates", "1e-3,1e-2",
+         "--unit-choices", "32,64", "--learning-rates", "1e-3,1e-2",
          "--dropout-range", "0,0.4,0.2", "--vocabulary-size", "5000"]
     )  # fmt: skip
     assert args.task == "topic" and args.max_trials == 7 and args.tuner == "random"
@@ -24,6 +24,14 @@ def test_arguments_parse_into_the_search_space():
     assert args.vocabulary_size == 5000 and args.sequence_length is None
     assert args.directory == "tuning" and not args.overwrite
     assert args.handler is tune.run
+
+
+def test_the_old_units_spelling_still_works_with_a_warning(capsys):
+    args = build_parser().parse_args(["tune", "sentiment", "--units", "8,16"])
+    assert args.units == (8, 16)
+    assert "--units is deprecated" in capsys.readouterr().err
+    args = build_parser().parse_args(["tune", "sentiment", "--unit-choices", "8"])
+    assert args.units == (8,) and "--units" not in capsys.readouterr().err
 
 
 def test_the_cells_to_search_parse_and_reach_the_space():
@@ -36,7 +44,7 @@ def test_the_cells_to_search_parse_and_reach_the_space():
 @pytest.mark.parametrize(
     "bad",
     [
-        ["--units", "4,eight"],
+        ["--unit-choices", "4,eight"],
         ["--tuner", "grid"],
         ["--learning-rates", "fast"],
         ["--cell", "transformer"],

@@ -17,7 +17,7 @@ from pathlib import Path
 # trace per trial), on 40 real reviews per class.
 TINY = [
     "--train-per-class", "40",
-    "--units", "4,8",
+    "--unit-choices", "4,8",
     "--embedding-dims", "8,16",
     "--vocabulary-size", "500",
     "--sequence-length", "16",
