@@ -20,3 +20,11 @@ def test_demo_trains_on_real_reviews(shared_data, capsys):
 def test_unknown_command_is_rejected():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["fly"])
+
+
+def test_the_cli_lists_the_removable_parts_the_loader_knows():
+    # Kept apart so that `--help` loads no data package; they must agree.
+    from recurrent_zoo.commands.common import REMOVABLE
+    from recurrent_zoo.data.newsgroups import REMOVABLE as LOADER_REMOVABLE
+
+    assert REMOVABLE == LOADER_REMOVABLE

@@ -32,3 +32,49 @@ def comma_separated(cast: type, example: str) -> Callable[[str], tuple]:
             raise argparse.ArgumentTypeError(message) from err
 
     return parse
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--data` and `--corpus`: what `train` and `tune` read."""
+    add_data_argument(parser)
+    parser.add_argument(
+        "--corpus",
+        help="imdb, 20newsgroups, folder (one folder per class) or table "
+        "(CSV / JSON lines with text and label columns); default: the task's",
+    )
+
+
+# The parts of a 20 Newsgroups post that `--remove` can strip (the loader's
+# own list, `recurrent_zoo.data.newsgroups.REMOVABLE`, is checked equal by
+# the tests; importing it here would load the data package for `--help`).
+REMOVABLE = ("headers", "footers", "quotes")
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(set(parts) - set(REMOVABLE))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"--remove takes {','.join(REMOVABLE)}; got {','.join(unknown)}"
+        )
+    return parts
+
+
+def add_remove_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--remove headers,footers,quotes` and one `--remove-PART` flag each."""
+    group = parser.add_argument_group("20 Newsgroups: parts of each post to strip")
+    group.add_argument(
+        "--remove",
+        type=_parts,
+        default=(),
+        metavar="PARTS",
+        help="comma-separated: headers,footers,quotes",
+    )
+    for part in REMOVABLE:
+        group.add_argument(f"--remove-{part}", action="store_true")
+
+
+def removed_parts(args: argparse.Namespace) -> tuple[str, ...]:
+    """The union of `--remove` and the `--remove-PART` flags, sorted."""
+    flags = {part for part in REMOVABLE if getattr(args, f"remove_{part}")}
+    return tuple(sorted(flags | set(args.remove)))

@@ -6,8 +6,11 @@ import argparse
 import json
 import sys
 
-from recurrent_zoo.commands.common import add_data_argument
-from recurrent_zoo.commands.train import add_remove_arguments, removed_parts
+from recurrent_zoo.commands.common import (
+    add_data_argument,
+    add_remove_arguments,
+    removed_parts,
+)
 
 HELP = "score a .keras classifier on a corpus split: accuracy, macro-F1, confusion"
 

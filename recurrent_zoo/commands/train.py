@@ -16,51 +16,23 @@ import shlex
 import sys
 
 from recurrent_zoo.cells import cell_names
-from recurrent_zoo.commands.common import add_data_argument, comma_separated
+from recurrent_zoo.commands.common import (
+    REMOVABLE,
+    add_corpus_arguments,
+    add_remove_arguments,
+    comma_separated,
+    removed_parts,
+)
 from recurrent_zoo.distribute import DEFAULT_COLLECTIVE_TIMEOUT_S, STRATEGIES
 
 HELP = "train a prebuilt classifier on its corpus (resumable) and score it on test"
 
 TASKS = ("sentiment", "topic")
-REMOVABLE = ("headers", "footers", "quotes")
-
-
-def _parts(text: str) -> tuple[str, ...]:
-    parts = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = sorted(set(parts) - set(REMOVABLE))
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"--remove takes {','.join(REMOVABLE)}; got {','.join(unknown)}"
-        )
-    return parts
-
-
-def add_remove_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--remove headers,footers,quotes` and one `--remove-PART` flag each."""
-    group = parser.add_argument_group("20 Newsgroups: parts of each post to strip")
-    group.add_argument(
-        "--remove",
-        type=_parts,
-        default=(),
-        metavar="PARTS",
-        help="comma-separated: headers,footers,quotes",
-    )
-    for part in REMOVABLE:
-        group.add_argument(f"--remove-{part}", action="store_true")
-
-
-def removed_parts(args: argparse.Namespace) -> tuple[str, ...]:
-    """The union of `--remove` and the `--remove-PART` flags, sorted."""
-    flags = {part for part in REMOVABLE if getattr(args, f"remove_{part}")}
-    return tuple(sorted(flags | set(args.remove)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=TASKS, help="the prebuilt model to train")
-    add_data_argument(parser)
-    parser.add_argument(
-        "--corpus", help="imdb, 20newsgroups, folder or table (default: the task's)"
-    )
+    add_corpus_arguments(parser)
     parser.add_argument(
         "--out",
         help="the run's folder; rerun with the same one to resume (runs/<task>)",

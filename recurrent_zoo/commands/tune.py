@@ -12,7 +12,12 @@ import argparse
 import sys
 
 from recurrent_zoo.cells import cell_names
-from recurrent_zoo.commands.common import add_data_argument, comma_separated
+from recurrent_zoo.commands.common import (
+    add_corpus_arguments,
+    add_remove_arguments,
+    comma_separated,
+    removed_parts,
+)
 
 HELP = "search hidden sizes and other hyperparameters (resumable, distributable)"
 
@@ -40,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "KERASTUNER_ORACLE_PORT the chief's address."
     )
     parser.add_argument("task", choices=TASKS, help="the prebuilt model to tune")
-    add_data_argument(parser)
+    add_corpus_arguments(parser)
     parser.add_argument(
         "--directory",
         default="tuning",
@@ -81,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of the training texts held out to score trials",
     )
     parser.add_argument("--seed", type=int, default=0)
+    add_remove_arguments(parser)
     space = parser.add_argument_group("search space")
     space.add_argument(
         "--unit-choices",
@@ -173,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     train, validation = load_task_data(
         args.task,
         args.data,
+        corpus=args.corpus,
+        remove=removed_parts(args),
         max_per_class=args.train_per_class,
         validation_fraction=args.validation_fraction,
         seed=args.seed,

@@ -550,6 +550,8 @@ def load_task_data(
     max_per_class: int | None = None,
     validation_fraction: float = 0.2,
     seed: int = 0,
+    corpus: str | None = None,
+    remove: Sequence[str] = (),
 ) -> tuple[TextClassificationData, TextClassificationData]:
     """The task's training split, with a stratified validation part carved out.
 
@@ -557,12 +559,15 @@ def load_task_data(
     data would report an optimistic accuracy.
 
     Args:
-        task: a key of `ARCHITECTURES`; its `corpus` is loaded.
-        data: the data folder or archive.
+        task: a key of `ARCHITECTURES`.
+        data: the data folder or archive, or the user's folder or table.
         max_per_class: at most this many training texts per class (before
             the validation part is taken out).
         validation_fraction: the share of each class held out.
         seed: the order and the split's seed.
+        corpus: a name of `recurrent_zoo.data.CORPORA` ("folder" and
+            "table" read the user's own texts); None loads the task's.
+        remove: for 20 Newsgroups, parts of each post to strip.
 
     Returns:
         `(train, validation)`.
@@ -579,11 +584,12 @@ def load_task_data(
             f"validation_fraction must lie in (0, 1), got {validation_fraction}"
         )
     full = load_corpus(
-        ARCHITECTURES[task].corpus,
+        corpus or ARCHITECTURES[task].corpus,
         data,
         "train",
         max_per_class=max_per_class,
         seed=seed,
+        **({"remove": tuple(remove)} if remove else {}),
     )
     return full.split(validation_fraction, seed=seed)
 

@@ -1,12 +1,15 @@
 """`recurrent-zoo tune`: its arguments and its light import."""
 
+import csv
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from tuning_support import TINY
 
-from recurrent_zoo.cli import build_parser
+from recurrent_zoo.cli import build_parser, main
 from recurrent_zoo.commands import tune
 from recurrent_zoo.data import TextClassificationData
 from recurrent_zoo.tuning import TUNERS, run_search
@@ -81,3 +84,33 @@ def test_a_worker_may_not_overwrite_the_search(monkeypatch, tmp_path):
     data = TextClassificationData(["good", "bad"], np.array([1, 0]), ("neg", "pos"))
     with pytest.raises(ValueError, match="only the chief may overwrite"):
         run_search("sentiment", data, data, tmp_path, overwrite=True)
+
+
+def test_tunes_on_a_users_own_table(tmp_path, capsys):
+    """`--corpus table`: a search over a small CSV of the user's own labels."""
+
+    rng = np.random.default_rng(0)
+    words = {
+        "spam": ["win", "prize", "free", "cash"],
+        "ham": ["lunch", "meet", "notes"],
+    }
+    path = tmp_path / "mail.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for i in range(60):
+            label = ("spam", "ham")[i % 2]
+            writer.writerow([" ".join(rng.choice(words[label], size=6)), label])
+    tiny = [a for a in TINY if a != "--train-per-class"][1:]  # every row
+    code = main(
+        ["tune", "sentiment", "--data", str(path), "--corpus", "table",
+         "--directory", str(tmp_path / "search"), "--max-trials", "1",
+         "--epochs", "1", "--no-retrain", "--quiet", *tiny]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    project = tmp_path / "search" / "sentiment_hyperband"
+    settings = json.loads((project / "search_settings.json").read_text())
+    assert settings["class_names"] == ["ham", "spam"]  # the table's, sorted
+    trials = json.loads((project / "trials.json").read_text())
+    assert [t["status"] for t in trials["trials"]] == ["COMPLETED"]
+    assert "48 training and 12 validation" in capsys.readouterr().out
