@@ -3,8 +3,8 @@
 `train("sentiment", "../shared/data", "runs/sentiment")` reads the corpus,
 holds out a stratified validation part of the training split (never of
 the test split), adapts the vocabulary on the rest, fits with a cosine
-learning-rate decay and early stopping on the validation loss, then scores
-the best epoch's model on the test split. Everything lands in `out_dir`:
+learning-rate decay and early stopping on the validation loss (or
+accuracy: `monitor`), then scores the best epoch's model on the test split. Everything lands in `out_dir`:
 
     run.json        the run's arguments (a resume must match them)
     vocabulary.txt  the adapted vocabulary, one word per line
@@ -12,7 +12,8 @@ the best epoch's model on the test split. Everything lands in `out_dir`:
                     with `pretrain_epochs`: the classifier after language-
                     model pretraining, and that stage's history
     history.csv     one row per finished epoch, appended across resumes
-    best.keras      the model after the epoch with the lowest val_loss
+    best.keras      the model after the best epoch by `monitor` (the lowest
+                    val_loss by default, or the highest val_accuracy)
     backup/         BackupAndRestore's last-epoch state (deleted at the end)
     logs/           TensorBoard logs (if the tensorboard package is installed)
     refit/          with `refit`: the model trained again on all training
@@ -41,8 +42,8 @@ uninterrupted one in distribution, not bit for bit.
 
 Why `restore_best_weights` is off: `EarlyStopping` keeps the best weights
 in memory, which a killed process loses, and after a resume it would only
-know the epochs since. `best.keras` (written atomically whenever val_loss
-improves on the best value in the whole history) survives, and the final
+know the epochs since. `best.keras` (written atomically whenever the
+monitored value improves on the best in the whole history) survives, and the final
 model is always read from it.
 
 Distributed training (`strategy=`; see `recurrent_zoo.distribute`): the
@@ -159,6 +160,7 @@ def train(
     learning_rate: float | None = None,
     validation_fraction: float = 0.1,
     patience: int = 2,
+    monitor: str = "val_loss",
     seed: int = 0,
     max_per_class: int | None = None,
     test_max_per_class: int | None = None,
@@ -194,7 +196,11 @@ def train(
             with the number of replicas (the batch is global already).
         validation_fraction: share of each training class held out to
             choose the epoch and stop early, in (0, 1).
-        patience: epochs without a lower val_loss before stopping.
+        patience: epochs without an improvement of `monitor` before stopping.
+        monitor: what validation chooses by: the epoch whose model is
+            shipped and scored (and, with `refit`, the epoch count) and
+            when to stop early. "val_loss" (the lowest; the default) or
+            "val_accuracy" (the highest); the first such epoch on ties.
         seed: seeds the weights, the validation split and the shuffling.
         max_per_class: at most this many training texts per class (before
             the validation part is held out).
@@ -258,6 +264,7 @@ def train(
         learning_rate=learning_rate,
         validation_fraction=validation_fraction,
         patience=patience,
+        monitor=monitor,
         seed=seed,
         max_per_class=max_per_class,
         test_max_per_class=test_max_per_class,
@@ -306,7 +313,7 @@ def train(
     finished = load_finished(out) if mistake is None else None
     if dist.multi_worker:
         outcome = _agree_on_state(
-            dist, out, mistake, saved, finished, epochs, patience, verbose
+            dist, out, mistake, saved, finished, epochs, arguments, verbose
         )
         if outcome == "stop":
             if dist.is_chief:
@@ -368,13 +375,10 @@ def train(
     dist.prepare(model)
 
     _trim_history(out / "history.csv", done)
-    past_losses = [row["val_loss"] for row in _read_history(out)]
+    monitor = arguments.get("monitor", "val_loss")
+    past = [row[monitor] for row in _read_history(out)]
     stopper = _ResumableEarlyStopping(
-        past_losses,
-        monitor="val_loss",
-        mode="min",
-        patience=patience,
-        verbose=int(verbose > 0),
+        past, monitor=monitor, patience=patience, verbose=int(verbose > 0)
     )
     stopper.set_model(model)
     stopper.on_train_begin()
@@ -390,7 +394,7 @@ def train(
     if dist.multi_worker and not fitted:
         _agree_on_data(dist, model, len(train_part), len(validation), steps)
     if not fitted:
-        finite = [v for v in past_losses if math.isfinite(v)]
+        best_so_far = _first_best(past, monitor)
         with translate_cluster_errors(dist):
             model.fit(
                 dist.distribute(train_ds),
@@ -405,7 +409,11 @@ def train(
                     # than losing one.
                     EpochRecord(),
                     stopper,
-                    _BestModel(out / "best.keras", min(finite) if finite else None),
+                    _BestModel(
+                        out / "best.keras",
+                        monitor,
+                        None if best_so_far is None else past[best_so_far],
+                    ),
                     keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
                     *(_tensorboard(out / "logs", verbose) if dist.is_chief else []),
                     # Every worker backs up into its own folder: the same
@@ -424,7 +432,7 @@ def train(
             "try a lower learning rate"
         )
     rows = _read_history(out)
-    best = _first_minimum([row["val_loss"] for row in rows])
+    best = _first_best([row[monitor] for row in rows], monitor)
     shipped, refitted = out / "best.keras", None
     if arguments.get("refit"):
         shipped, refitted = _refit(
@@ -446,7 +454,10 @@ def train(
         "test": report,
         "epochs_run": len(rows),
         "best_epoch": None if best is None else best + 1,
-        "stopped_early": len(rows) < epochs,
+        "monitor": monitor,
+        # Whether early stopping fired, as Keras printed (also when it fires
+        # at the last epoch), not merely whether fewer epochs ran.
+        "stopped_early": _stops_early(rows, patience, monitor),
         "train_seconds": float(sum(filter(None, history.get("seconds", [])))),
         "pretraining": pretraining,
         "refit": refitted,
@@ -554,13 +565,14 @@ def infer_corpus(class_names: Sequence[str]) -> str:
 class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """`EarlyStopping` that carries on counting from the logged epochs.
 
-    Replaying the logged val_loss values through Keras's own rule restores
-    `best`, `best_epoch` and `wait` exactly as an uninterrupted run would
-    have them.
+    Replaying the logged values of `monitor` through Keras's own rule
+    restores `best`, `best_epoch` and `wait` exactly as an uninterrupted run
+    would have them.
     """
 
-    def __init__(self, past: Sequence[float], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, past: Sequence[float], monitor: str, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", MONITORS[monitor])
+        super().__init__(monitor=monitor, **kwargs)
         self.past = list(past)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -570,21 +582,24 @@ class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class _BestModel(keras.callbacks.Callback):
-    """Saves the whole model whenever val_loss beats the best so far.
+    """Saves the whole model whenever `monitor` beats the best so far.
 
     Unlike `ModelCheckpoint(save_best_only=True)` it writes a temporary file
     and renames it, so a kill mid-write never leaves a broken best.keras;
     and it never takes a NaN loss as the best.
     """
 
-    def __init__(self, path: Path, best: float | None) -> None:
+    def __init__(self, path: Path, monitor: str, best: float | None) -> None:
         super().__init__()
         self.path = path
+        self.monitor = monitor
         self.best = best
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = float((logs or {}).get("val_loss", math.nan))
-        if math.isfinite(value) and (self.best is None or value < self.best):
+        value = float((logs or {}).get(self.monitor, math.nan))
+        if math.isfinite(value) and (
+            self.best is None or _better(value, self.best, self.monitor)
+        ):
             self.best = value
             with replaced_atomically(self.path) as partial:
                 self.model.save(partial)
@@ -600,7 +615,7 @@ def _agree_on_state(
     saved: dict | None,
     finished: dict | None,
     epochs: int,
-    patience: int,
+    arguments: dict,
     verbose: int,
 ) -> str:
     """Brings every worker to the same resume point before anything trains.
@@ -627,7 +642,11 @@ def _agree_on_state(
     if saved is not None and mistake is None:
         done, previous = _backup_epochs(out / "backup")
         _trim_history(out / "history.csv", done)
-        stopped = _stops_early(_read_history(out), patience)
+        stopped = _stops_early(
+            _read_history(out),
+            arguments["patience"],
+            arguments.get("monitor", "val_loss"),
+        )
     rows = dist.gather(
         [
             dist.is_chief,
@@ -723,13 +742,10 @@ def _restore_previous_backup(backup: Path) -> None:
         copy_atomically(backup / f"{name}.bkp", backup / name)
 
 
-def _stops_early(rows: list[dict[str, float]], patience: int) -> bool:
+def _stops_early(rows: list[dict[str, float]], patience: int, monitor: str) -> bool:
     """Whether early stopping had stopped after these logged epochs."""
     stopper = _ResumableEarlyStopping(
-        [row["val_loss"] for row in rows],
-        monitor="val_loss",
-        mode="min",
-        patience=patience,
+        [row[monitor] for row in rows], monitor=monitor, patience=patience
     )
     # The replay only sets `stop_training`; no model is needed for it.
     stopper.set_model(types.SimpleNamespace(stop_training=False))
@@ -750,6 +766,10 @@ def _run_arguments(task: str, data: Any, **kw: Any) -> dict:
             raise ValueError(f"{name} must be positive, got {kw[name]}")
     if int(kw["patience"]) < 0:
         raise ValueError(f"patience must be >= 0, got {kw['patience']}")
+    if kw["monitor"] not in MONITORS:
+        raise ValueError(
+            f"monitor must be one of {sorted(MONITORS)}, got {kw['monitor']!r}"
+        )
     if not 0.0 < kw["validation_fraction"] < 1.0:
         raise ValueError(
             f"validation_fraction must lie in (0, 1), got {kw['validation_fraction']}"
@@ -786,6 +806,10 @@ def _run_arguments(task: str, data: Any, **kw: Any) -> dict:
         "remove": remove,
         "overrides": overrides,
     }
+    if kw["monitor"] != "val_loss":
+        # Only when not the default, so earlier runs (which all monitored
+        # val_loss, and whose run.json has no such key) still resume.
+        arguments["monitor"] = kw["monitor"]
     epochs_lm = int(kw["pretrain_epochs"])
     if epochs_lm < 0:
         raise ValueError(f"pretrain_epochs must be >= 0, got {epochs_lm}")
@@ -1007,9 +1031,23 @@ def _history_series(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     return series
 
 
-def _first_minimum(values: Sequence[float]) -> int | None:
-    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
-    return min(finite)[1] if finite else None
+# What a run may choose its epoch by, and which way is better.
+MONITORS = {"val_loss": "min", "val_accuracy": "max"}
+
+
+def _better(value: float, best: float, monitor: str) -> bool:
+    return value < best if MONITORS[monitor] == "min" else value > best
+
+
+def _first_best(values: Sequence[float], monitor: str) -> int | None:
+    """The index of the first best finite value (NaN is never the best)."""
+    best = None
+    for i, value in enumerate(values):
+        if math.isfinite(value) and (
+            best is None or _better(value, values[best], monitor)
+        ):
+            best = i
+    return best
 
 
 def _read_vocabulary(out: Path) -> list[str] | None:

@@ -21,8 +21,10 @@ from tiny_models import TINY_TOPIC
 from recurrent_zoo.cli import main
 from recurrent_zoo.models.registry import NEWSGROUPS
 from recurrent_zoo.training import (
+    _first_best,
     _read_history,
     _ResumableEarlyStopping,
+    _stops_early,
     _trim_history,
     infer_corpus,
     train,
@@ -198,6 +200,7 @@ def test_corpus_is_inferred_from_class_names():
         (dict(epochs=0), "epochs"),
         (dict(overrides={"class_names": ("a", "b")}), "come from the data"),
         (dict(pretrain_epochs=-1), "pretrain_epochs must be >= 0, got -1"),
+        (dict(monitor="accuracy"), "monitor must be one of .*'accuracy'"),
         (
             dict(pretrain_epochs=1, pretrain_learning_rate=0.0),
             "pretrain_learning_rate must be positive, got 0.0",
@@ -252,3 +255,41 @@ def test_a_restart_with_the_vocabulary_read_back_still_adapts_the_idf(
     idf = again.get_layer("bag_of_words").idf.numpy()
     assert len(set(idf[2:].tolist())) > 1
     np.testing.assert_array_equal(idf, first.get_layer("bag_of_words").idf.numpy())
+
+
+def test_the_best_epoch_is_the_first_best_of_the_monitored_value():
+    values = [0.5, math.nan, 0.3, 0.3, 0.7]
+    assert _first_best(values, "val_loss") == 2  # the first of the tie
+    assert _first_best(values, "val_accuracy") == 4
+    assert _first_best([math.nan], "val_accuracy") is None
+
+
+def test_stopped_early_says_what_keras_printed():
+    # Patience 1 runs out at the last of 3 epochs: Keras prints "Epoch 3:
+    # early stopping", so the record must say it stopped early too.
+    rows = [{"val_loss": v, "val_accuracy": a} for v, a in
+            [(0.30, 0.80), (0.31, 0.85), (0.32, 0.86)]]  # fmt: skip
+    assert _stops_early(rows, patience=1, monitor="val_loss")
+    # By accuracy the same epochs keep improving: no stop.
+    assert not _stops_early(rows, patience=1, monitor="val_accuracy")
+
+
+@pytest.mark.slow  # a short training run
+def test_monitoring_validation_accuracy_picks_its_best_epoch(shared_data, tmp_path):
+    out = tmp_path / "run"
+    metrics = train(
+        "sentiment",
+        shared_data,
+        out,
+        epochs=3,
+        patience=3,
+        monitor="val_accuracy",
+        max_per_class=40,
+        test_max_per_class=5,
+        overrides={"units": (4,), "embedding_dim": 8, "vocabulary_size": 300},
+        verbose=0,
+    )
+    accuracy = metrics["history"]["val_accuracy"]
+    assert metrics["monitor"] == "val_accuracy"
+    assert metrics["best_epoch"] == 1 + _first_best(accuracy, "val_accuracy")
+    assert json.loads((out / "run.json").read_text())["monitor"] == "val_accuracy"

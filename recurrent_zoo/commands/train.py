@@ -54,7 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument(
-        "--patience", type=int, default=2, help="epochs without a lower val_loss"
+        "--patience",
+        type=int,
+        default=2,
+        help="epochs without an improvement of --monitor before stopping",
+    )
+    parser.add_argument(
+        "--monitor",
+        choices=("val_loss", "val_accuracy"),
+        default="val_loss",
+        help="what picks the epoch shipped (and refit's epoch count) and stops "
+        "early: the lowest val_loss (default) or the highest val_accuracy",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -209,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate,
             validation_fraction=args.validation_fraction,
             patience=args.patience,
+            monitor=args.monitor,
             seed=args.seed,
             max_per_class=args.max_per_class,
             test_max_per_class=args.test_max_per_class,
@@ -250,7 +261,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"train {args.task} ({status}): test accuracy {test['accuracy']:.3f}, "
         f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts; "
-        f"{metrics['epochs_run']} epoch(s), best {metrics['best_epoch']}, "
+        f"{metrics['epochs_run']} epoch(s)"
+        f"{' (stopped early)' if metrics['stopped_early'] else ''}, best "
+        f"{metrics['best_epoch']} by {metrics.get('monitor', 'val_loss')}, "
         f"{metrics['train_seconds']:.0f} s of training"
         + (
             f" after {metrics['pretraining']['seconds']:.0f} s of pretraining"
