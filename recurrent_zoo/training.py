@@ -4,7 +4,8 @@
 holds out a stratified validation part of the training split (never of
 the test split), adapts the vocabulary on the rest, fits with a cosine
 learning-rate decay and early stopping on the validation loss (or
-accuracy: `monitor`), then scores the best epoch's model on the test split. Everything lands in `out_dir`:
+accuracy: `monitor`), then scores the best epoch's model on the test
+split. Everything lands in `out_dir`:
 
     run.json        the run's arguments (a resume must match them)
     vocabulary.txt  the adapted vocabulary, one word per line
@@ -43,8 +44,8 @@ uninterrupted one in distribution, not bit for bit.
 Why `restore_best_weights` is off: `EarlyStopping` keeps the best weights
 in memory, which a killed process loses, and after a resume it would only
 know the epochs since. `best.keras` (written atomically whenever the
-monitored value improves on the best in the whole history) survives, and the final
-model is always read from it.
+monitored value improves on the best in the whole history) survives, and
+the final model is always read from it.
 
 Distributed training (`strategy=`; see `recurrent_zoo.distribute`): the
 model is built and compiled in the strategy's scope and every batch is
