@@ -56,7 +56,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             embedding_dim=64,
             units=(64,),
             # Wide & deep: a linear classifier over the TF-IDF bag of words
-            # beside the encoder; on 20 Newsgroups, 0.810 -> 0.864 test.
+            # beside the encoder (what it gave: the README's Accuracy).
             bag_of_words=True,
         ),
     ),

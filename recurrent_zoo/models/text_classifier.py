@@ -68,8 +68,8 @@ class TextClassifier(keras.Model):
     compiled loss), and the output is the weighted average of their
     probabilities. Trained through one summed logit instead, the pair fitted
     the training set within a few epochs, after which neither part got much
-    gradient (20 Newsgroups validation accuracy: 0.935 at best, against
-    0.943). `fit` still reports `L(y)`, the loss of the output, as `loss`,
+    gradient, and validated lower (the README's Accuracy section has the
+    figures). `fit` still reports `L(y)`, the loss of the output, as `loss`,
     like `val_loss`, and the output's metrics.
 
     The vocabulary is empty until `adapt(texts)` is called on training text
