@@ -314,7 +314,15 @@ def train(
     finished = load_finished(out) if mistake is None else None
     if dist.multi_worker:
         outcome = _agree_on_state(
-            dist, out, mistake, saved, finished, epochs, arguments, verbose
+            dist,
+            out,
+            mistake,
+            saved,
+            finished,
+            epochs,
+            patience,
+            verbose,
+            monitor=arguments.get("monitor", "val_loss"),
         )
         if outcome == "stop":
             if dist.is_chief:
@@ -616,8 +624,9 @@ def _agree_on_state(
     saved: dict | None,
     finished: dict | None,
     epochs: int,
-    arguments: dict,
+    patience: int,
     verbose: int,
+    monitor: str = "val_loss",
 ) -> str:
     """Brings every worker to the same resume point before anything trains.
 
@@ -643,11 +652,7 @@ def _agree_on_state(
     if saved is not None and mistake is None:
         done, previous = _backup_epochs(out / "backup")
         _trim_history(out / "history.csv", done)
-        stopped = _stops_early(
-            _read_history(out),
-            arguments["patience"],
-            arguments.get("monitor", "val_loss"),
-        )
+        stopped = _stops_early(_read_history(out), patience, monitor)
     rows = dist.gather(
         [
             dist.is_chief,

@@ -147,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recurrent_zoo.tuning.distributed import enable_memory_growth
+    from recurrent_zoo.distribute import enable_memory_growth
 
     # Before anything touches a GPU (several workers may share one).
     enable_memory_growth()

@@ -6,7 +6,7 @@ chief or a worker) and writes the trial table, the best hyperparameters, a
 plot and the retrained best model. `recurrent-zoo tune` is its command line.
 """
 
-from recurrent_zoo.tuning.distributed import (
+from recurrent_zoo.distribute import (
     DevicePlan,
     enable_memory_growth,
     plan_devices,

@@ -20,9 +20,9 @@ import keras_tuner as kt
 import numpy as np
 
 from recurrent_zoo.cells import CELLS
+from recurrent_zoo.distribute import string_input_safe
 from recurrent_zoo.models import ARCHITECTURES, TextClassifier, get
 from recurrent_zoo.models.standardize import text_vectorizer
-from recurrent_zoo.tuning.distributed import string_input_safe
 
 __all__ = [
     "DEFAULT_DROPOUT_RANGE",

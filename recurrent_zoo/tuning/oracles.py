@@ -11,6 +11,7 @@ JSON file) and reconcile the two windows where `trial.json` and
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,40 @@ class _BayesianOracle(_DurableOracle, kt.oracles.BayesianOptimizationOracle):
 
 class _RandomOracle(_DurableOracle, kt.oracles.RandomSearchOracle):
     pass
+
+
+class PatientOracleClient:
+    """A worker's oracle client that waits before asking again when idle.
+
+    keras-tuner's search loop re-requests a trial at once when the chief
+    answers IDLE (e.g. Hyperband waiting for a round to finish elsewhere),
+    which turns every waiting worker into a busy loop of gRPC calls. This
+    wrapper sleeps `wait` seconds after each IDLE answer; everything else
+    passes through.
+
+    Args:
+        client: keras-tuner's `OracleClient` (or any oracle).
+        wait: seconds to sleep after an IDLE answer.
+        sleep: the sleep function (replaceable in tests).
+    """
+
+    def __init__(self, client: Any, wait: float = 1.0, sleep: Any = time.sleep):
+        self._client = client
+        self._wait = wait
+        self._sleep = sleep
+
+    def create_trial(self, tuner_id: str) -> Any:
+        trial = self._client.create_trial(tuner_id)
+        if trial.status == "IDLE":
+            self._sleep(self._wait)
+        return trial
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # keras-tuner sets `multi_worker` / `should_report` on the client.
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._client, name, value)

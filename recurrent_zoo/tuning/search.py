@@ -39,14 +39,14 @@ import numpy as np
 
 from recurrent_zoo.data import TextClassificationData, load_corpus
 from recurrent_zoo.data.batching import bucketed_dataset
-from recurrent_zoo.models import ARCHITECTURES
-from recurrent_zoo.run_files import replaced_atomically, write_json
-from recurrent_zoo.tuning.distributed import (
+from recurrent_zoo.distribute import (
     DevicePlan,
     distribute_text_dataset,
     role,
     trial_devices,
 )
+from recurrent_zoo.models import ARCHITECTURES
+from recurrent_zoo.run_files import replaced_atomically, write_json
 from recurrent_zoo.tuning.hypermodel import TextClassifierHyperModel, build_vocabulary
 from recurrent_zoo.tuning.report import (
     TrialRecord,

@@ -18,11 +18,9 @@ import keras_tuner as kt
 import numpy as np
 
 from recurrent_zoo.run_files import write_json
-from recurrent_zoo.tuning.distributed import (
-    PatientOracleClient,
-)
 from recurrent_zoo.tuning.hypermodel import TextClassifierHyperModel
 from recurrent_zoo.tuning.oracles import (
+    PatientOracleClient,
     _BayesianOracle,
     _HyperbandOracle,
     _RandomOracle,

@@ -11,7 +11,7 @@ import pytest
 from tuning_support import free_port, kill, read_logs, start, trials, tune_command
 
 from recurrent_zoo.tuning import DevicePlan, enable_memory_growth, plan_devices, role
-from recurrent_zoo.tuning.distributed import PatientOracleClient
+from recurrent_zoo.tuning.oracles import PatientOracleClient
 
 ORACLE = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "8000"}
 

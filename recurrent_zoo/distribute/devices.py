@@ -10,35 +10,16 @@ Two independent kinds of distribution:
 * Within one process, all GPUs of the machine: a `tf.distribute` strategy
   every trial's model is built and trained under.
 
-`enable_memory_growth`, `distribute_text_dataset` and `string_input_safe`
-live in `recurrent_zoo.distribute` (training uses them too) and are
-re-exported here.
+The one device abstraction: training (`strategies.py`) and the tuner both
+place work through this package.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from recurrent_zoo.distribute import (
-    distribute_text_dataset,
-    enable_memory_growth,
-    string_input_safe,
-)
-
-__all__ = [
-    "DevicePlan",
-    "PatientOracleClient",
-    "distribute_text_dataset",
-    "enable_memory_growth",
-    "plan_devices",
-    "role",
-    "string_input_safe",
-    "trial_devices",
-]
 
 ROLE_VARIABLES = (
     "KERASTUNER_TUNER_ID",
@@ -140,40 +121,3 @@ def trial_devices() -> DevicePlan:
 
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     return plan_devices(gpus)
-
-
-class PatientOracleClient:
-    """A worker's oracle client that waits before asking again when idle.
-
-    keras-tuner's search loop re-requests a trial at once when the chief
-    answers IDLE (e.g. Hyperband waiting for a round to finish elsewhere),
-    which turns every waiting worker into a busy loop of gRPC calls. This
-    wrapper sleeps `wait` seconds after each IDLE answer; everything else
-    passes through.
-
-    Args:
-        client: keras-tuner's `OracleClient` (or any oracle).
-        wait: seconds to sleep after an IDLE answer.
-        sleep: the sleep function (replaceable in tests).
-    """
-
-    def __init__(self, client: Any, wait: float = 1.0, sleep: Any = time.sleep):
-        self._client = client
-        self._wait = wait
-        self._sleep = sleep
-
-    def create_trial(self, tuner_id: str) -> Any:
-        trial = self._client.create_trial(tuner_id)
-        if trial.status == "IDLE":
-            self._sleep(self._wait)
-        return trial
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # keras-tuner sets `multi_worker` / `should_report` on the client.
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._client, name, value)
