@@ -22,9 +22,27 @@ def test_unknown_command_is_rejected():
         build_parser().parse_args(["fly"])
 
 
-def test_the_cli_lists_the_removable_parts_the_loader_knows():
-    # Kept apart so that `--help` loads no data package; they must agree.
-    from recurrent_zoo.commands.common import REMOVABLE
-    from recurrent_zoo.data.newsgroups import REMOVABLE as LOADER_REMOVABLE
+def _choices(command: str, dest: str):
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command")
+    action = next(a for a in commands.choices[command]._actions if a.dest == dest)
+    return tuple(action.choices)
 
-    assert REMOVABLE == LOADER_REMOVABLE
+
+def test_the_commands_offer_exactly_what_the_library_has():
+    # One catalog, read by the commands before any heavy import and by the
+    # modules that implement each name: a drift in either fails here.
+    from recurrent_zoo import catalog
+    from recurrent_zoo.data import CORPORA
+    from recurrent_zoo.data.newsgroups import REMOVABLE
+    from recurrent_zoo.models import ARCHITECTURES
+    from recurrent_zoo.tuning import TUNERS
+
+    assert {k: a.corpus for k, a in ARCHITECTURES.items()} == catalog.TASKS
+    assert CORPORA == catalog.CORPORA and REMOVABLE == catalog.REMOVABLE
+    assert TUNERS == catalog.TUNERS
+    for command in ("train", "tune"):
+        assert _choices(command, "task") == tuple(ARCHITECTURES)
+        assert _choices(command, "corpus") == CORPORA
+    assert _choices("evaluate", "corpus") == CORPORA
+    assert _choices("tune", "tuner") == TUNERS

@@ -6,6 +6,8 @@ import argparse
 import os
 from collections.abc import Callable
 
+from recurrent_zoo.catalog import CORPORA, REMOVABLE
+
 DEFAULT_DATA = "../shared/data"
 
 
@@ -39,15 +41,10 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_argument(parser)
     parser.add_argument(
         "--corpus",
-        help="imdb, 20newsgroups, folder (one folder per class) or table "
-        "(CSV / JSON lines with text and label columns); default: the task's",
+        choices=CORPORA,
+        help="folder: one folder per class; table: CSV / JSON lines with text "
+        "and label columns (default: the task's)",
     )
-
-
-# The parts of a 20 Newsgroups post that `--remove` can strip (the loader's
-# own list, `recurrent_zoo.data.newsgroups.REMOVABLE`, is checked equal by
-# the tests; importing it here would load the data package for `--help`).
-REMOVABLE = ("headers", "footers", "quotes")
 
 
 def _parts(text: str) -> tuple[str, ...]:

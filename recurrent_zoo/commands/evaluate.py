@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from recurrent_zoo.catalog import CORPORA
 from recurrent_zoo.commands.common import (
     add_data_argument,
     add_remove_arguments,
@@ -19,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .keras file written by `train`")
     add_data_argument(parser)
     parser.add_argument(
-        "--corpus", help="default: the corpus whose classes the model predicts"
+        "--corpus",
+        choices=CORPORA,
+        help="default: the corpus whose classes the model predicts",
     )
     parser.add_argument(
         "--split",

@@ -15,6 +15,7 @@ import argparse
 import shlex
 import sys
 
+from recurrent_zoo.catalog import TASKS
 from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import (
     REMOVABLE,
@@ -27,11 +28,11 @@ from recurrent_zoo.distribute import DEFAULT_COLLECTIVE_TIMEOUT_S, STRATEGIES
 
 HELP = "train a prebuilt classifier on its corpus (resumable) and score it on test"
 
-TASKS = ("sentiment", "topic")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", choices=TASKS, help="the prebuilt model to train")
+    parser.add_argument(
+        "task", choices=tuple(TASKS), help="the prebuilt model to train"
+    )
     add_corpus_arguments(parser)
     parser.add_argument(
         "--out",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recurrent_zoo.catalog import TASKS, TUNERS
 from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import (
     add_corpus_arguments,
@@ -20,9 +21,6 @@ from recurrent_zoo.commands.common import (
 )
 
 HELP = "search hidden sizes and other hyperparameters (resumable, distributable)"
-
-TASKS = ("sentiment", "topic")
-TUNERS = ("hyperband", "bayesian", "random")
 
 
 class _Deprecated(argparse.Action):
@@ -44,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and a unique id on each worker, KERASTUNER_ORACLE_IP / "
         "KERASTUNER_ORACLE_PORT the chief's address."
     )
-    parser.add_argument("task", choices=TASKS, help="the prebuilt model to tune")
+    parser.add_argument("task", choices=tuple(TASKS), help="the prebuilt model to tune")
     add_corpus_arguments(parser)
     parser.add_argument(
         "--directory",

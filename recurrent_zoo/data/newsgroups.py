@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from recurrent_zoo.catalog import REMOVABLE
 from recurrent_zoo.data.text_data import (
     TextClassificationData,
     decode_per_class,
@@ -69,7 +70,6 @@ NEWSGROUPS: tuple[str, ...] = (
     "talk.politics.misc",
     "talk.religion.misc",
 )
-REMOVABLE = ("headers", "footers", "quotes")
 # Reply attributions ("In article <...> joe@x writes:", "Jane wrote:") and
 # quoted lines (">", "|"): the same patterns scikit-learn removes.
 _QUOTE_STARTS = (">", "|", "In article", "Quoted from")

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from recurrent_zoo.catalog import CORPORA
 from recurrent_zoo.data.imdb import load_imdb, load_imdb_unlabeled
 from recurrent_zoo.data.newsgroups import load_newsgroups
 from recurrent_zoo.data.text_data import TextClassificationData
@@ -19,7 +20,6 @@ from recurrent_zoo.data.text_files import TABLE_SUFFIXES, load_table, load_text_
 
 __all__ = ["CORPORA", "load_corpus", "load_unlabeled"]
 
-CORPORA: tuple[str, ...] = ("imdb", "20newsgroups", "folder", "table")
 # Folder names that mark a split layout (`data/<split>/<class>/...`): their
 # presence means a missing requested split is an error, not a flat layout.
 _SPLIT_NAMES = ("train", "test", "validation", "valid", "val", "dev")

@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from recurrent_zoo.catalog import TASKS
 from recurrent_zoo.data.newsgroups import NEWSGROUPS
 from recurrent_zoo.models.text_classifier import TextClassifier
 
@@ -35,7 +36,7 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     "sentiment": Architecture(
         description="IMDB-style binary sentiment: neg / pos",
-        corpus="imdb",
+        corpus=TASKS["sentiment"],
         config=dict(
             class_names=("neg", "pos"),
             vocabulary_size=20_000,
@@ -46,7 +47,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "topic": Architecture(
         description="20 Newsgroups topics (20 classes)",
-        corpus="20newsgroups",
+        corpus=TASKS["topic"],
         config=dict(
             class_names=NEWSGROUPS,
             # A linear model over every word leans on rare ones: 60,000

@@ -17,6 +17,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from recurrent_zoo.catalog import TUNERS
 from recurrent_zoo.run_files import write_json
 from recurrent_zoo.tuning.hypermodel import TextClassifierHyperModel
 from recurrent_zoo.tuning.oracles import (
@@ -28,7 +29,6 @@ from recurrent_zoo.tuning.oracles import (
 
 __all__ = ["OBJECTIVE", "TUNERS", "make_tuner"]
 
-TUNERS: tuple[str, ...] = ("hyperband", "bayesian", "random")
 OBJECTIVE = "val_accuracy"
 
 

@@ -60,7 +60,7 @@ def test_bad_arguments_are_rejected(bad, capsys):
 
 
 def test_the_command_offers_the_tuners_the_library_has():
-    # Listed twice so that `--help` needs no TensorFlow import.
+    # Read from the catalog so that `--help` needs no TensorFlow import.
     assert tune.TUNERS == TUNERS
 
 
