@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from recurrent_zoo.layers.layer_norm_gru_cell import LayerNormGRUCell
-from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments, tensors
+from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments
 
 
 @keras.saving.register_keras_serializable(package="recurrent_zoo")
@@ -99,23 +99,13 @@ class LayerNormGRU(ProjectedRNN):
             return None
         from recurrent_zoo.layers.tf_gru_kernel import gru_recurrence
 
-        cell = self.cell
         inputs, mask = self.fused_inputs(sequences, mask, training)
-        weights = tensors(
-            kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias
-        )
-        if cell.layer_norm:
-            weights.update(
-                tensors(
-                    input_gamma=cell.input_gamma, recurrent_gamma=cell.recurrent_gamma
-                )
-            )
         hs, h_last = gru_recurrence(
             inputs,
             initial_state[0],
-            epsilon=cell.norm_epsilon,
-            reset_after=cell.reset_after,
-            **weights,
+            epsilon=self.cell.norm_epsilon,
+            reset_after=self.cell.reset_after,
+            **self.kernel_weights(),
             **self.kernel_options(mask, training),
         )
         return self.kernel_result(hs, h_last, mask, [h_last])

@@ -84,6 +84,9 @@ class LayerNormGRUCell(RecurrentCell):
     arXiv:1607.06450 (2016).
     """
 
+    # Its normalization's weights, by name (what its TF kernel takes).
+    norm_weights = ["input_gamma", "recurrent_gamma"]
+
     def __init__(
         self,
         units: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
-from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments, tensors
+from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments
 
 
 @keras.saving.register_keras_serializable(package="recurrent_zoo")
@@ -110,26 +110,13 @@ class LayerNormLSTM(ProjectedRNN):
             return None
         from recurrent_zoo.layers.tf_lstm_kernel import lstm_recurrence
 
-        cell = self.cell
         inputs, mask = self.fused_inputs(sequences, mask, training)
-        weights = tensors(
-            kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias
-        )
-        if cell.layer_norm:
-            weights.update(
-                tensors(
-                    input_gamma=cell.input_gamma,
-                    recurrent_gamma=cell.recurrent_gamma,
-                    cell_gamma=cell.cell_gamma,
-                    cell_beta=cell.cell_beta,
-                )
-            )
         hs, h_last, c_last = lstm_recurrence(
             inputs,
             initial_state[0],
             initial_state[1],
-            epsilon=cell.norm_epsilon,
-            **weights,
+            epsilon=self.cell.norm_epsilon,
+            **self.kernel_weights(),
             **self.kernel_options(mask, training),
         )
         return self.kernel_result(hs, h_last, mask, [h_last, c_last])

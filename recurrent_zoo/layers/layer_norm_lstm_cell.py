@@ -69,6 +69,9 @@ class LayerNormLSTMCell(RecurrentCell):
     arXiv:1607.06450 (2016), section 3.1 and appendix.
     """
 
+    # Its normalization's weights, by name (what its TF kernel takes).
+    norm_weights = ["input_gamma", "recurrent_gamma", "cell_gamma", "cell_beta"]
+
     def __init__(
         self,
         units: int,

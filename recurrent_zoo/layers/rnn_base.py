@@ -299,6 +299,16 @@ class ProjectedRNN(keras.layers.RNN):
             and not (training and cell.recurrent_dropout > 0)
         )
 
+    def kernel_weights(self) -> dict:
+        """The cell's weights as a kernel's keyword arguments: kernel,
+        recurrent_kernel, bias and, with layer normalization, the cell's
+        `norm_weights` (its gains and shifts, by name)."""
+        cell = self.cell
+        names = ["kernel", "recurrent_kernel", "bias"]
+        if cell.layer_norm:
+            names += cell.norm_weights
+        return tensors(**{name: getattr(cell, name) for name in names})
+
     def kernel_options(self, mask, training) -> dict:
         """The arguments every TF kernel takes from the layer and the call."""
         return dict(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments, tensors
+from recurrent_zoo.layers.rnn_base import ProjectedRNN, split_arguments
 from recurrent_zoo.layers.simple_rnn_cell import SimpleRNNCell
 
 
@@ -104,11 +104,7 @@ class SimpleRNN(ProjectedRNN):
             inputs,
             initial_state[0],
             activation=activation,
-            **tensors(
-                kernel=cell.kernel,
-                recurrent_kernel=cell.recurrent_kernel,
-                bias=cell.bias,
-            ),
+            **self.kernel_weights(),
             **self.kernel_options(mask, training),
         )
         return self.kernel_result(hs, h_last, mask, [h_last])

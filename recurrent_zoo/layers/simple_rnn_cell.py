@@ -51,6 +51,9 @@ class SimpleRNNCell(RecurrentCell):
     (1990); layer normalization: Ba, Kiros & Hinton, arXiv:1607.06450 (2016).
     """
 
+    # Its normalization's weights, by name.
+    norm_weights = ["gamma", "beta"]
+
     def __init__(
         self,
         units: int,
