@@ -8,8 +8,8 @@ Parts, run in this order whatever the order of `--parts` (the cheap checks
 first, so that the elastic benchmark can't starve them):
 
 - `export`: small models trained on the GPU (one with recurrent_zoo's
-  LayerNormLSTM, SimpleRNN and Bidirectional; one with `keras.layers.LSTM`
-  for contrast) are exported with `model.export`; each SavedModel's graph is
+  LayerNormLSTM, LayerNormGRU, SimpleRNN and Bidirectional; one with
+  `keras.layers.LSTM` for contrast) are exported with `model.export`; each SavedModel's graph is
   scanned for `CudnnRNN*` ops (no CPU kernel) and served by a child process
   that sees no GPU and can't import recurrent_zoo, against the in-process
   prediction. Ours must pass; Keras's LSTM is an observation

@@ -84,6 +84,7 @@ def export_models(settings: dict[str, Any]) -> dict[str, Any]:
     shape = (settings["steps"], settings["features"])
     inputs = keras.Input(shape)
     hidden = rz.Bidirectional(rz.LayerNormLSTM(units, return_sequences=True))(inputs)
+    hidden = rz.LayerNormGRU(units, return_sequences=True)(hidden)
     ours = keras.Model(inputs, keras.layers.Dense(1)(rz.SimpleRNN(units)(hidden)))
     inputs = keras.Input(shape)
     builtin = keras.Model(
