@@ -207,7 +207,7 @@ def test_export_check_finds_cudnn_ops_and_none_in_ours(tmp_path):
     x = np.random.default_rng(0).normal(size=(5, 6, 3)).astype("float32")
     row = suite_export._export_one("recurrent_zoo", ours, x, tmp_path / "ours")
     assert row["cudnn_ops"] == []
-    assert row["layers"] == ["Bidirectional", "SimpleRNN", "Dense"]
+    assert row["layers"] == ["Bidirectional", "LayerNormGRU", "SimpleRNN", "Dense"]
     # The scan reads function bodies: the recurrent loop lives in one.
     ops = suite_export.saved_model_ops(tmp_path / "ours")
     assert {"While", "StatelessWhile"} & ops and "MatMul" in ops
