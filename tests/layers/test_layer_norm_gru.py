@@ -161,7 +161,9 @@ def test_stateful_carries_state_across_batches():
     check_stateful(LayerNormGRU, X, atol=1e-5, units=3)
 
 
-@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize(
+    "reset_after", [True, pytest.param(False, marks=pytest.mark.slow)]
+)
 def test_layer_checks(tmp_path, reset_after):
     run_layer_checks(
         lambda: LayerNormGRU(3, reset_after=reset_after, **RANDOM),
