@@ -86,6 +86,7 @@ def test_a_worker_may_not_overwrite_the_search(monkeypatch, tmp_path):
         run_search("sentiment", data, data, tmp_path, overwrite=True)
 
 
+@pytest.mark.slow  # a (tiny) search: about 15 s
 def test_tunes_on_a_users_own_table(tmp_path, capsys):
     """`--corpus table`: a search over a small CSV of the user's own labels."""
 
