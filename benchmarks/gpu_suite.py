@@ -9,11 +9,11 @@ first, so that the elastic benchmark can't starve them):
 
 - `export`: small models trained on the GPU (one with recurrent_zoo's
   LayerNormLSTM, LayerNormGRU, SimpleRNN and Bidirectional; one with
-  `keras.layers.LSTM` for contrast) are exported with `model.export`; each SavedModel's graph is
-  scanned for `CudnnRNN*` ops (no CPU kernel) and served by a child process
-  that sees no GPU and can't import recurrent_zoo, against the in-process
-  prediction. Ours must pass; Keras's LSTM is an observation
-  (keras-team/keras#18504).
+  `keras.layers.LSTM` for contrast) are exported with `model.export`; each
+  SavedModel's graph is scanned for `CudnnRNN*` ops (no CPU kernel) and
+  served by a child process that sees no GPU and can't import recurrent_zoo,
+  against the in-process prediction. Ours must pass; Keras's LSTM is an
+  observation (keras-team/keras#18504).
 - `fit`: a short `fit` of the prebuilt sentiment model (`models.get
   ("sentiment")`) on 2,000 IMDB reviews, or on a synthetic corpus when
   `aclImdb.tar.gz` is not found: seconds per epoch, steps per second.
