@@ -307,7 +307,10 @@ class ProjectedRNN(keras.layers.RNN):
         names = ["kernel", "recurrent_kernel", "bias"]
         if cell.layer_norm:
             names += cell.norm_weights
-        return tensors(**{name: getattr(cell, name) for name in names})
+        weights = {name: getattr(cell, name) for name in names}
+        return {
+            k: v if v is None else ops.convert_to_tensor(v) for k, v in weights.items()
+        }
 
     def kernel_options(self, mask, training) -> dict:
         """The arguments every TF kernel takes from the layer and the call."""
@@ -354,13 +357,6 @@ class ProjectedRNN(keras.layers.RNN):
         return cls(**config)
 
 
-def tensors(**weights) -> dict:
-    """Variables (or None) as tensors, for a kernel's keyword arguments."""
-    return {
-        k: None if v is None else ops.convert_to_tensor(v) for k, v in weights.items()
-    }
-
-
 def wants_sequences(layer, mask) -> bool:
     """Whether a fused loop must produce the (T, B, H) step outputs."""
     return layer.return_sequences or (mask is not None and layer.zero_output_for_mask)
@@ -378,18 +374,18 @@ def batch_major_outputs(hs, h_last, mask, zero_output_for_mask: bool):
     zeros, as is the last output of a sequence with no real step at all.
     Only the state carries h_0. The outputs follow Keras's rule.
     """
-    if mask is None:
-        last = h_last
-    else:
-        started = ops.cumsum(ops.cast(mask, "int32"), axis=0) > 0
-        last = ops.where(ops.expand_dims(started[-1], -1), h_last, 0.0)
-    if hs is None:
-        return last, ops.expand_dims(last, 1)
-    outputs = ops.transpose(hs, (1, 0, 2))
-    if mask is None:
-        # The final state *is* the last output; taking it directly keeps the
-        # gradient of a many-to-one model off the (B, T, H) outputs tensor.
-        return last, outputs
-    keep = mask if zero_output_for_mask else started
-    outputs = ops.where(ops.expand_dims(ops.transpose(keep, (1, 0)), -1), outputs, 0.0)
-    return (outputs[:, -1] if zero_output_for_mask else last), outputs
+    outputs = None if hs is None else ops.transpose(hs, (1, 0, 2))
+    if mask is not None and zero_output_for_mask and outputs is not None:
+        keep = ops.expand_dims(ops.transpose(mask, (1, 0)), -1)
+        outputs = ops.where(keep, outputs, 0.0)
+        return outputs[:, -1], outputs
+    last = h_last
+    if mask is not None:
+        last = ops.where(ops.expand_dims(ops.any(mask, axis=0), -1), h_last, 0.0)
+        if outputs is not None:
+            started = ops.cumsum(ops.cast(mask, "int32"), axis=0) > 0
+            keep = ops.expand_dims(ops.transpose(started, (1, 0)), -1)
+            outputs = ops.where(keep, outputs, 0.0)
+    # The final state *is* the last output; taking it directly keeps the
+    # gradient of a many-to-one model off the (B, T, H) outputs tensor.
+    return last, (ops.expand_dims(last, 1) if outputs is None else outputs)

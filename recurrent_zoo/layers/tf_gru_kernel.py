@@ -48,9 +48,9 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     Steps,
     centered,
     dim,
+    input_share,
     inverse_rms,
     normalized_inputs,
-    project,
     time_index,
 )
 
@@ -231,23 +231,10 @@ def _cell(options, t, h, a, weights, mask):
 
 def _forward(options, x, w, b, h0, mask, *weights):
     steps = tf.shape(x)[1]
-    # Nothing is kept for a backward pass here, so when the input's share
-    # for all steps fits in cache it is one matmul before the loop, as in
-    # the LSTM kernel (streamed from memory it is slower than x_t W).
-    size = x.shape[0] and x.shape[1] and x.shape[0] * x.shape[1] * w.shape[1]
-    if size and size <= _CACHED_FLOATS:
-        x = tf.transpose(tf.reverse(x, [1]) if options.reverse else x, (1, 0, 2))
-        shares = project(x, w) + b
-
-        def input_share(t):
-            return shares[t]
-    else:
-
-        def input_share(t):
-            return tf.matmul(x[:, time_index(t, steps, options.reverse)], w) + b
+    share = input_share(x, w, b, options.reverse, _CACHED_FLOATS)
 
     def step(t, h, outputs):
-        h, _ = _cell(options, t, h, input_share(t), weights, mask)
+        h, _ = _cell(options, t, h, share(t), weights, mask)
         return t + 1, h, outputs.write(t, h) if options.sequences else outputs
 
     length = steps if options.sequences else 0

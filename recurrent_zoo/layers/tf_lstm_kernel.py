@@ -41,9 +41,9 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     Steps,
     centered,
     dim,
+    input_share,
     inverse_rms,
     normalized_inputs,
-    project,
     time_index,
 )
 
@@ -195,27 +195,10 @@ def _forward(options, x, w, b, h0, c0, kernel, *rest):
     layer_norm, masked, sequences, reverse, epsilon = options
     *gains, mask = rest
     steps = tf.shape(x)[1]
-
-    # Nothing is kept for a backward pass here, so when the input's share
-    # for all steps fits in cache it is one large matmul before the loop
-    # (measured 10-20% faster at batch 1); a larger one streamed from memory
-    # is slower than x_t W at each step (20% at batch 64), and so is a shape
-    # known only at run time. A plain add for b: TensorFlow's fused
-    # MatMul+BiasAdd measured slower on a CPU.
-    size = x.shape[0] and x.shape[1] and x.shape[0] * x.shape[1] * w.shape[1]
-    if size and size <= _CACHED_FLOATS:
-        x = tf.transpose(tf.reverse(x, [1]) if reverse else x, (1, 0, 2))
-        z_x = project(x, w) + b
-
-        def input_share(t):
-            return z_x[t]
-    else:
-
-        def input_share(t):
-            return tf.matmul(x[:, time_index(t, steps, reverse)], w) + b
+    share = input_share(x, w, b, reverse, _CACHED_FLOATS)
 
     def step(t, h, c, outputs):
-        h, c, _ = _cell(layer_norm, masked, epsilon, t, h, c, input_share(t),
+        h, c, _ = _cell(layer_norm, masked, epsilon, t, h, c, share(t),
                         kernel, gains, mask)  # fmt: skip
         return t + 1, h, c, outputs.write(t, h) if sequences else outputs
 
