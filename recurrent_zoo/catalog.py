@@ -8,11 +8,28 @@ other way round. Recurrent cells have their own registry, `cells.py`.
 
 from __future__ import annotations
 
-__all__ = ["CORPORA", "REMOVABLE", "TASKS", "TUNERS"]
+from dataclasses import dataclass
 
-# Prebuilt models (`recurrent_zoo.models.ARCHITECTURES`), each with the
-# corpus it is meant for.
-TASKS: dict[str, str] = {"sentiment": "imdb", "topic": "20newsgroups"}
+__all__ = ["CORPORA", "KINDS", "MONITORS", "REMOVABLE", "TASKS", "TUNERS", "TaskEntry"]
+
+# How the run core trains and scores a task: what a batch is, its loss,
+# its scores and report (`recurrent_zoo.training.tasks`).
+KINDS: tuple[str, ...] = ("classification",)
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """A prebuilt model's task: the corpus it is meant for, and its kind."""
+
+    corpus: str
+    kind: str
+
+
+# Prebuilt models (`recurrent_zoo.models.ARCHITECTURES`) by task name.
+TASKS: dict[str, TaskEntry] = {
+    "sentiment": TaskEntry("imdb", "classification"),
+    "topic": TaskEntry("20newsgroups", "classification"),
+}
 
 # What `recurrent_zoo.data.load_corpus` reads: two named corpora, and a
 # user's own texts as one folder per class or as a table.
@@ -20,6 +37,10 @@ CORPORA: tuple[str, ...] = ("imdb", "20newsgroups", "folder", "table")
 
 # Parts of a 20 Newsgroups post that can be stripped (scikit-learn's names).
 REMOVABLE: tuple[str, ...] = ("headers", "footers", "quotes")
+
+# What a run may choose its epoch by and stop early on, and which way is
+# better (`recurrent_zoo.training.history`).
+MONITORS: dict[str, str] = {"val_loss": "min", "val_accuracy": "max"}
 
 # keras-tuner search algorithms (`recurrent_zoo.tuning.make_tuner`).
 TUNERS: tuple[str, ...] = ("hyperband", "bayesian", "random")

@@ -60,12 +60,12 @@ def received_texts(strategy: tf.distribute.Strategy, data: str) -> list[list[str
     import keras
 
     from recurrent_zoo.distribute import distribute_text_dataset
-    from recurrent_zoo.training import _batches, _load_split
+    from recurrent_zoo.training.tasks import batches, load_split
 
     keras.utils.set_random_seed(SEED)  # as `train` does before its pipeline
-    full = _load_split("imdb", data, "train", MAX_PER_CLASS, SEED, ())
+    full = load_split("imdb", data, "train", MAX_PER_CLASS, SEED, ())
     part, _ = full.split(VALIDATION_FRACTION, SEED)
-    dataset, steps = _batches(part, BATCH_SIZE, OVERRIDES["sequence_length"], seed=SEED)
+    dataset, steps = batches(part, BATCH_SIZE, OVERRIDES["sequence_length"], seed=SEED)
     distributed = distribute_text_dataset(strategy, dataset)
     epochs = []
     for _ in range(2):  # each pass reshuffles, as every epoch does
@@ -100,15 +100,16 @@ def mirrored(data: str, out: str) -> dict:
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     from recurrent_zoo import training
+    from recurrent_zoo.training import tasks
 
     built = []
-    get = training.get
+    get = tasks.get
 
     def get_and_keep(*args, **kwargs):
         built.append(get(*args, **kwargs))
         return built[-1]
 
-    training.get = get_and_keep
+    tasks.get = get_and_keep
     metrics = training.train("sentiment", data, out, strategy="mirrored", **TRAIN)
     model = built[-1]
     variables = [*model.variables, *model.optimizer.variables]

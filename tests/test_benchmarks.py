@@ -149,9 +149,9 @@ def test_preset_storage_measures_a_finished_run(tmp_path, shared_data):
     import preset_storage
     from tiny_models import TINY_TOPIC
 
-    from recurrent_zoo import training
     from recurrent_zoo.models import TextClassifier
     from recurrent_zoo.models.compact import grid_step
+    from recurrent_zoo.training import tasks
 
     run = {
         "corpus": "20newsgroups",
@@ -161,7 +161,7 @@ def test_preset_storage_measures_a_finished_run(tmp_path, shared_data):
         "validation_fraction": 0.25,
     }
     # The split `train` itself carves for such a run.
-    full = training._load_split(
+    full = tasks.load_split(
         "20newsgroups", shared_data, "train", 4, 3, ("quotes", "headers")
     )
     expected = full.split(0.25, 3)[1]

@@ -38,9 +38,18 @@ def test_the_commands_offer_exactly_what_the_library_has():
     from recurrent_zoo.models import ARCHITECTURES
     from recurrent_zoo.tuning import TUNERS
 
-    assert {k: a.corpus for k, a in ARCHITECTURES.items()} == catalog.TASKS
+    assert {k: a.corpus for k, a in ARCHITECTURES.items()} == {
+        k: entry.corpus for k, entry in catalog.TASKS.items()
+    }
     assert CORPORA == catalog.CORPORA and REMOVABLE == catalog.REMOVABLE
     assert TUNERS == catalog.TUNERS
+    from recurrent_zoo.training import tasks
+
+    assert set(tasks.KINDS) == set(catalog.KINDS)
+    assert {entry.kind for entry in catalog.TASKS.values()} <= set(catalog.KINDS)
+    assert _choices("train", "monitor") == tuple(catalog.MONITORS)
+    for name in catalog.TASKS:
+        assert set(tasks.task_for(name).monitors) <= set(catalog.MONITORS)
     for command in ("train", "tune"):
         assert _choices(command, "task") == tuple(ARCHITECTURES)
         assert _choices(command, "corpus") == CORPORA

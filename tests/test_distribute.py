@@ -34,7 +34,8 @@ from recurrent_zoo.distribute import (
     parse_tf_config,
     per_replica_batch_size,
 )
-from recurrent_zoo.training import _agree_on_state, train
+from recurrent_zoo.training import train
+from recurrent_zoo.training.workers import agree_on_state as _agree_on_state
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_SCRIPT = Path(__file__).resolve().parent / "distribute_worker.py"

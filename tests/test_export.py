@@ -17,7 +17,6 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from recurrent_zoo import export as rz_export
 from recurrent_zoo.data import load_corpus, load_imdb
 from recurrent_zoo.export import (
     export_saved_model,
@@ -25,6 +24,7 @@ from recurrent_zoo.export import (
     load_predictor,
     serving_function,
 )
+from recurrent_zoo.export import saved_model as rz_export
 from recurrent_zoo.models import get
 
 TINY = dict(

@@ -1,4 +1,4 @@
-"""`recurrent_zoo.refit`: the last stage, training again on all training texts."""
+"""`recurrent_zoo.training.refit`: training again on all training texts."""
 
 import json
 
@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from tiny_models import TINY_TOPIC
 
-from recurrent_zoo import refit as refit_module
 from recurrent_zoo import training
 from recurrent_zoo.data import TextClassificationData
 from recurrent_zoo.data.batching import counted_bucketed_dataset
 from recurrent_zoo.distribute import Distribution
 from recurrent_zoo.models import TextClassifier
-from recurrent_zoo.refit import refit_on_all_texts
-from recurrent_zoo.training import train
+from recurrent_zoo.training import callbacks, tasks, train
+from recurrent_zoo.training import refit as refit_module
+from recurrent_zoo.training.refit import refit_on_all_texts
 
 WORDS = ["good", "bad", "film", "plot", "great", "awful", "actor", "scene"]
 
@@ -43,6 +43,7 @@ def _refit(out, epochs=2, learning_rate=1e-2, start=None, decay_epochs=None):
         _build,
         _data(),
         out,
+        task=tasks.ClassificationTask("sentiment"),
         epochs=epochs,
         batch_size=8,
         learning_rate=learning_rate,
@@ -95,7 +96,7 @@ def test_a_killed_refit_resumes_on_the_first_stage_schedule_then_stays_finished(
     tmp_path, monkeypatch
 ):
     out = tmp_path / "refit"
-    original = refit_module._History.on_epoch_end
+    original = callbacks.EpochHistory.on_epoch_end
     begun = []
 
     def dies_after_the_second_epoch(self, epoch, logs=None):
@@ -106,7 +107,7 @@ def test_a_killed_refit_resumes_on_the_first_stage_schedule_then_stays_finished(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(
-        refit_module._History, "on_epoch_end", dies_after_the_second_epoch
+        callbacks.EpochHistory, "on_epoch_end", dies_after_the_second_epoch
     )
     with pytest.raises(KeyboardInterrupt):
         _refit(out, epochs=3, decay_epochs=6)
@@ -115,14 +116,14 @@ def test_a_killed_refit_resumes_on_the_first_stage_schedule_then_stays_finished(
         json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"]
         == 1
     )
-    monkeypatch.setattr(refit_module._History, "on_epoch_end", original)
-    begin = refit_module._History.on_epoch_begin
+    monkeypatch.setattr(callbacks.EpochHistory, "on_epoch_end", original)
+    begin = callbacks.EpochHistory.on_epoch_begin
 
     def counted(self, epoch, logs=None):
         begun.append(epoch)
         begin(self, epoch, logs)
 
-    monkeypatch.setattr(refit_module._History, "on_epoch_begin", counted)
+    monkeypatch.setattr(callbacks.EpochHistory, "on_epoch_begin", counted)
     path, record = _refit(out, epochs=3, decay_epochs=6)
     _, steps = counted_bucketed_dataset(_data().texts, _data().labels, 8, max_length=12)
     model = keras.saving.load_model(path)
@@ -162,7 +163,7 @@ def test_train_with_refit_ships_a_model_trained_on_every_training_text(
         calls.append(kwargs)
         return refit_on_all_texts(*args, **kwargs)
 
-    monkeypatch.setattr(training, "refit_on_all_texts", spy)
+    monkeypatch.setattr(refit_module, "refit_on_all_texts", spy)
     out = tmp_path / "run"
     kwargs = dict(
         corpus="20newsgroups",
@@ -186,7 +187,7 @@ def test_train_with_refit_ships_a_model_trained_on_every_training_text(
 
     shipped = keras.saving.load_model(out / "model.keras")
     chosen = keras.saving.load_model(out / "best.keras")
-    full = training._load_split("20newsgroups", shared_data, "train", 4, 0, ())
+    full = tasks.load_split("20newsgroups", shared_data, "train", 4, 0, ())
     ids = shipped.vectorizer(full.texts).numpy()[:, :20]
     np.testing.assert_allclose(
         shipped.get_layer("bag_of_words").idf.numpy()[2:], _idf(ids, 300), rtol=1e-5

@@ -20,15 +20,14 @@ from tiny_models import TINY_TOPIC
 
 from recurrent_zoo.cli import main
 from recurrent_zoo.models.registry import NEWSGROUPS
-from recurrent_zoo.training import (
-    _first_best,
-    _read_history,
-    _ResumableEarlyStopping,
-    _stops_early,
-    _trim_history,
-    infer_corpus,
-    train,
+from recurrent_zoo.training import infer_corpus, train
+from recurrent_zoo.training.callbacks import (
+    ResumableEarlyStopping as _ResumableEarlyStopping,
 )
+from recurrent_zoo.training.callbacks import stops_early as _stops_early
+from recurrent_zoo.training.history import first_best as _first_best
+from recurrent_zoo.training.history import read_history as _read_history
+from recurrent_zoo.training.history import trim_history as _trim_history
 
 EPOCHS = 4
 PEAK = 3e-3  # the sentiment architecture's learning rate

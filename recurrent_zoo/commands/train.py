@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
-from recurrent_zoo.catalog import TASKS
+from recurrent_zoo.catalog import MONITORS, TASKS
 from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import (
     REMOVABLE,
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--monitor",
-        choices=("val_loss", "val_accuracy"),
+        choices=tuple(MONITORS),
         default="val_loss",
         help="what picks the epoch shipped (and refit's epoch count) and stops "
         "early: the lowest val_loss (default) or the highest val_accuracy",
@@ -75,6 +76,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-max-per-class", type=int, help="test texts per class (default: all)"
     )
     add_remove_arguments(parser)
+    _add_model_arguments(parser)
+    _add_stage_arguments(parser)
+    _add_distributed_arguments(parser)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete a previous run in --out (finished or not) and start afresh",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model (default: the architecture's)")
     model.add_argument(
         "--units",
@@ -101,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="with a bag of words, the linear classifier's share of the output",
     )
+
+
+def _add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     pretraining = parser.add_argument_group(
         "language-model pretraining (Dai & Le 2015)"
     )
@@ -126,6 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "training texts for that many epochs and ship that model"
         ),
     )
+
+
+def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
     distributed = parser.add_argument_group("distributed training")
     distributed.add_argument(
         "--strategy",
@@ -146,12 +165,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "this time (default: %(default)s)"
         ),
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete a previous run in --out (finished or not) and start afresh",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 _MODEL_OPTIONS = (
@@ -196,8 +209,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from recurrent_zoo.distribute import ClusterError
     from recurrent_zoo.training import load_finished, train
 
@@ -241,22 +252,34 @@ def run(args: argparse.Namespace) -> int:
     except ClusterError as err:
         print(f"recurrent-zoo train: error: {err}", file=sys.stderr)
         return 1
-    distribution = metrics.get("distribution", {})
-    if distribution.get("chief") is False:
-        # A worker, not the chief: it wrote nothing of the run.
-        scored = ""
-        if "test" in metrics:
-            test = metrics["test"]
-            scored = (
-                f": test accuracy {test['accuracy']:.3f}, "
-                f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts"
-            )
-        print(
-            f"train {args.task} ({distribution['task']} of "
-            f"{distribution['workers']}, done){scored}; the chief writes the "
-            f"run to {out}"
+    if metrics.get("distribution", {}).get("chief") is False:
+        _print_worker_summary(args, metrics, out)
+    else:
+        _print_summary(args, metrics, out, already)
+    return 0
+
+
+def _print_worker_summary(args: argparse.Namespace, metrics: dict, out: Path) -> None:
+    """A worker, not the chief: it wrote nothing of the run."""
+    distribution = metrics["distribution"]
+    scored = ""
+    if "test" in metrics:
+        test = metrics["test"]
+        scored = (
+            f": test accuracy {test['accuracy']:.3f}, "
+            f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts"
         )
-        return 0
+    print(
+        f"train {args.task} ({distribution['task']} of "
+        f"{distribution['workers']}, done){scored}; the chief writes the "
+        f"run to {out}"
+    )
+
+
+def _print_summary(
+    args: argparse.Namespace, metrics: dict, out: Path, already: bool
+) -> None:
+    distribution = metrics.get("distribution", {})
     test = metrics["test"]
     status = "already finished" if already else "done"
     print(
@@ -288,4 +311,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"  plots:   {out / 'curves.png'}, {out / 'confusion.png'}")
     if (out / "logs").is_dir():
         print(f"  logs:    tensorboard --logdir {out / 'logs'}")
-    return 0

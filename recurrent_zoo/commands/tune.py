@@ -85,6 +85,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     add_remove_arguments(parser)
+    _add_space_arguments(parser)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start afresh instead of resuming"
+    )
+    parser.add_argument(
+        "--no-retrain", action="store_true", help="do not retrain the best model"
+    )
+    parser.add_argument(
+        "--retrain-on-validation",
+        action="store_true",
+        help="retrain the best model on the training and validation texts",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="one line per trial, then the summary"
+    )
+
+
+def _add_space_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the search tries, and what it holds fixed."""
     space = parser.add_argument_group("search space")
     space.add_argument(
         "--unit-choices",
@@ -128,20 +147,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fixed.add_argument("--sequence-length", type=int)
     fixed.add_argument("--attention-units", type=int)
     fixed.add_argument("--cell", choices=cell_names())
-    parser.add_argument(
-        "--overwrite", action="store_true", help="start afresh instead of resuming"
-    )
-    parser.add_argument(
-        "--no-retrain", action="store_true", help="do not retrain the best model"
-    )
-    parser.add_argument(
-        "--retrain-on-validation",
-        action="store_true",
-        help="retrain the best model on the training and validation texts",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="one line per trial, then the summary"
-    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     "sentiment": Architecture(
         description="IMDB-style binary sentiment: neg / pos",
-        corpus=TASKS["sentiment"],
+        corpus=TASKS["sentiment"].corpus,
         config=dict(
             class_names=("neg", "pos"),
             vocabulary_size=20_000,
@@ -47,7 +47,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "topic": Architecture(
         description="20 Newsgroups topics (20 classes)",
-        corpus=TASKS["topic"],
+        corpus=TASKS["topic"].corpus,
         config=dict(
             class_names=NEWSGROUPS,
             # A linear model over every word leans on rare ones: 60,000

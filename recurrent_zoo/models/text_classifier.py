@@ -206,40 +206,15 @@ class TextClassifier(keras.Model):
             name="attention_pooling",
         )(x, return_attention_scores=True)
         pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-        binary = len(class_names) == 2
-        outputs = 1 if binary else len(class_names)
-        activation = "sigmoid" if binary else "softmax"
-        if bag_of_words:
-            bag = TfIdfBagOfWords(vocabulary_size, name="bag_of_words")(ids)
-            # Adam moves each weight by about the learning rate whatever its
-            # gradient, so a logit over a unit-norm input moves slowly. x10
-            # came from the one-logit model, where at x1 the linear part
-            # barely learned before the pair fitted the training set; it was
-            # kept, not measured again, when the parts got their own losses.
-            bag = keras.layers.Rescaling(_WIDE_SCALE, name="bag_scale")(bag)
-            deep = keras.layers.Activation(activation, name="deep_probabilities")(
-                keras.layers.Dense(outputs, name="deep_logits")(pooled)
-            )
-            # Zeros, as a linear model starts: uniform until it learns.
-            wide = keras.layers.Activation(activation, name="wide_probabilities")(
-                keras.layers.Dense(
-                    outputs, kernel_initializer="zeros", name="wide_logits"
-                )(bag)
-            )
-            probabilities = keras.layers.Add(name="probabilities")(
-                [
-                    keras.layers.Rescaling(1.0 - wide_weight, name="deep_share")(deep),
-                    keras.layers.Rescaling(wide_weight, name="wide_share")(wide),
-                ]
-            )
-            # Not an attribute Keras tracks: a second model over the same
-            # layers for `train_step`, which would otherwise be saved twice.
-            parts = keras.Model(text, [deep, wide, probabilities], name="parts")
-        else:
-            probabilities = keras.layers.Dense(
-                outputs, activation=activation, name="probabilities"
-            )(pooled)
-            parts = None
+        probabilities, parts = _head(
+            text,
+            ids,
+            pooled,
+            len(class_names),
+            vocabulary_size,
+            bag_of_words,
+            wide_weight,
+        )
         super().__init__(inputs=text, outputs=probabilities, name=name, **kwargs)
 
         self.class_names = class_names
@@ -434,3 +409,48 @@ class TextClassifier(keras.Model):
     @classmethod
     def from_config(cls, config: dict) -> TextClassifier:
         return cls(**config)
+
+
+def _head(
+    text: Any,
+    ids: Any,
+    pooled: Any,
+    classes: int,
+    vocabulary_size: int,
+    bag_of_words: bool,
+    wide_weight: float,
+) -> tuple[Any, keras.Model | None]:
+    """The class probabilities over the pooled sequence (and, with a bag of
+    words, the model of the deep and wide parts that `train_step` fits)."""
+    binary = classes == 2
+    outputs = 1 if binary else classes
+    activation = "sigmoid" if binary else "softmax"
+    if not bag_of_words:
+        probabilities = keras.layers.Dense(
+            outputs, activation=activation, name="probabilities"
+        )(pooled)
+        return probabilities, None
+    bag = TfIdfBagOfWords(vocabulary_size, name="bag_of_words")(ids)
+    # Adam moves each weight by about the learning rate whatever its
+    # gradient, so a logit over a unit-norm input moves slowly. x10
+    # came from the one-logit model, where at x1 the linear part
+    # barely learned before the pair fitted the training set; it was
+    # kept, not measured again, when the parts got their own losses.
+    bag = keras.layers.Rescaling(_WIDE_SCALE, name="bag_scale")(bag)
+    deep = keras.layers.Activation(activation, name="deep_probabilities")(
+        keras.layers.Dense(outputs, name="deep_logits")(pooled)
+    )
+    # Zeros, as a linear model starts: uniform until it learns.
+    wide = keras.layers.Activation(activation, name="wide_probabilities")(
+        keras.layers.Dense(outputs, kernel_initializer="zeros", name="wide_logits")(bag)
+    )
+    probabilities = keras.layers.Add(name="probabilities")(
+        [
+            keras.layers.Rescaling(1.0 - wide_weight, name="deep_share")(deep),
+            keras.layers.Rescaling(wide_weight, name="wide_share")(wide),
+        ]
+    )
+    # Not an attribute Keras tracks: a second model over the same
+    # layers for `train_step`, which would otherwise be saved twice.
+    parts = keras.Model(text, [deep, wide, probabilities], name="parts")
+    return probabilities, parts

@@ -37,7 +37,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from recurrent_zoo.data import TextClassificationData, load_corpus
+from recurrent_zoo.data import TextClassificationData
 from recurrent_zoo.data.batching import bucketed_dataset
 from recurrent_zoo.distribute import (
     DevicePlan,
@@ -45,8 +45,10 @@ from recurrent_zoo.distribute import (
     role,
     trial_devices,
 )
-from recurrent_zoo.models import ARCHITECTURES
-from recurrent_zoo.run_files import replaced_atomically, write_json
+from recurrent_zoo.run_files import read_json, write_json
+from recurrent_zoo.training.callbacks import save_model
+from recurrent_zoo.training.run import describe_changes
+from recurrent_zoo.training.tasks import task_for
 from recurrent_zoo.tuning.hypermodel import TextClassifierHyperModel, build_vocabulary
 from recurrent_zoo.tuning.report import (
     TrialRecord,
@@ -106,19 +108,18 @@ def load_task_data(
             loader's own errors (e.g. a class with a single text).
         FileNotFoundError: if `data` does not exist.
     """
-    if task not in ARCHITECTURES:
-        raise ValueError(f"unknown task {task!r}; available: {sorted(ARCHITECTURES)}")
+    kind = task_for(task)
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(
             f"validation_fraction must lie in (0, 1), got {validation_fraction}"
         )
-    full = load_corpus(
-        corpus or ARCHITECTURES[task].corpus,
+    full = kind.load_split(
+        corpus or kind.corpus,
         data,
         "train",
         max_per_class=max_per_class,
         seed=seed,
-        **({"remove": tuple(remove)} if remove else {}),
+        remove=remove,
     )
     return full.split(validation_fraction, seed=seed)
 
@@ -167,18 +168,14 @@ def _data_digest(*parts: TextClassificationData) -> str:
 def _check_settings(path: Path, settings: dict[str, Any], write: bool) -> None:
     # A project resumed with another space, data or tuner would mix trials
     # that are not comparable (and keras-tuner would not notice).
-    if path.is_file():
-        previous = json.loads(path.read_text())
-        changed = sorted(
-            k
-            for k in set(previous) | set(settings)
-            if previous.get(k) != settings.get(k)
-        )
-        if changed:
+    previous = read_json(path)
+    if previous is not None:
+        if previous != settings:
             raise ValueError(
                 f"{path.parent} holds a search with other settings "
-                f"({', '.join(changed)}); rerun with the same arguments to "
-                "resume it, or pass --overwrite / another --project-name"
+                f"({describe_changes(previous, settings)}); rerun with the same "
+                "arguments to resume it, or pass --overwrite / another "
+                "--project-name"
             )
     elif write:
         write_json(path, settings)
@@ -254,15 +251,7 @@ def run_search(
         task, class_names=train.class_names, **(space or {}), **fixed
     )
     devices = devices or trial_devices()
-    if process_role == "chief":
-        log(
-            "chief process: serves trials to the workers on "
-            f"{os.environ['KERASTUNER_ORACLE_IP']}:"
-            f"{os.environ['KERASTUNER_ORACLE_PORT']}; retrains on "
-            f"{devices.describe()}"
-        )
-    else:
-        log(f"{process_role} process; trials run on {devices.describe()}")
+    _log_role(process_role, devices, log)
     # One vocabulary for every trial (and every process of a distributed
     # search: adapting is deterministic for the same texts).
     hypermodel.vocabulary = build_vocabulary(
@@ -293,16 +282,7 @@ def run_search(
     result = SearchResult(process_role, devices, project_dir)
     if process_role != "worker":
         _check_settings(project_dir / SETTINGS_FILE, settings, write=True)
-        oracle = search.oracle
-        result.resumed = sorted(
-            (i for i, t in oracle.trials.items() if t.status == "COMPLETED"), key=int
-        )
-        if oracle.trials:
-            again = sorted(oracle._retry_queue, key=int)
-            log(
-                f"resuming {project_dir}: {len(result.resumed)} trial(s) "
-                f"completed, interrupted trial(s) to re-run: {again or 'none'}"
-            )
+        result.resumed = _completed_trials(search.oracle, project_dir, log)
 
     length = int(hypermodel.prebuilt_arguments()["sequence_length"])
     train_ds = _batches(train.texts, train.labels, batch_size, length, strategy, seed)
@@ -347,6 +327,32 @@ def run_search(
         )
         log(f"best model retrained ({note}) and saved to {result.best_model_path}")
     return result
+
+
+def _log_role(process_role: str, devices: DevicePlan, log: Callable) -> None:
+    if process_role == "chief":
+        log(
+            "chief process: serves trials to the workers on "
+            f"{os.environ['KERASTUNER_ORACLE_IP']}:"
+            f"{os.environ['KERASTUNER_ORACLE_PORT']}; retrains on "
+            f"{devices.describe()}"
+        )
+    else:
+        log(f"{process_role} process; trials run on {devices.describe()}")
+
+
+def _completed_trials(oracle: Any, project_dir: Path, log: Callable) -> list[str]:
+    """The ids of the trials a resumed search has already completed."""
+    completed = sorted(
+        (i for i, t in oracle.trials.items() if t.status == "COMPLETED"), key=int
+    )
+    if oracle.trials:
+        again = sorted(oracle._retry_queue, key=int)
+        log(
+            f"resuming {project_dir}: {len(completed)} trial(s) "
+            f"completed, interrupted trial(s) to re-run: {again or 'none'}"
+        )
+    return completed
 
 
 def _search_settings(
@@ -443,7 +449,5 @@ def _retrain(
         accuracy = float(
             model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"]
         )
-    # Written beside, then moved: a kill never leaves a truncated model.
-    with replaced_atomically(path) as partial:
-        model.save(partial)
+    save_model(model, path)  # a kill never leaves a truncated model
     return path, accuracy

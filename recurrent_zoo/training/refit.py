@@ -1,4 +1,4 @@
-"""Refit: train once more on every training text, for the epochs validation chose.
+"""The refit stage: train again on every training text, for the epochs chosen.
 
 Model selection holds out a validation part of the training split to choose
 the number of epochs; the model it picks has never learned from those texts.
@@ -29,25 +29,64 @@ Files, in the stage's folder (`out/refit/` of a run):
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 
-from recurrent_zoo.data import TextClassificationData
-from recurrent_zoo.data.batching import counted_bucketed_dataset
 from recurrent_zoo.distribute import Distribution
-from recurrent_zoo.run_files import read_json, replaced_atomically, write_json
+from recurrent_zoo.run_files import write_json
+from recurrent_zoo.training.callbacks import (
+    EpochHistory,
+    EpochRecord,
+    backup,
+    save_model,
+)
+from recurrent_zoo.training.run import Run, stage_record
+from recurrent_zoo.training.tasks import Task
 
-__all__ = ["EpochRecord", "refit_on_all_texts"]
+__all__ = ["refit_on_all_texts", "run_refit"]
+
+
+def run_refit(
+    run: Run,
+    task: Task,
+    arguments: dict,
+    full: Any,
+    dist: Distribution,
+    epochs: int,
+    pretrained: bool,
+    verbose: int,
+) -> tuple[Path, dict]:
+    """The refit stage of a run: all of `full` for `epochs`, the best count.
+
+    The model is built with the run's vocabulary (the pretrained embedding
+    rows belong to it), from the pretrained weights if there are any.
+    """
+    vocabulary = run.read_vocabulary()
+    return refit_on_all_texts(
+        lambda: task.build(arguments["overrides"], full, vocabulary),
+        full,
+        run / "refit",
+        task=task,
+        epochs=epochs,
+        batch_size=arguments["batch_size"],
+        learning_rate=arguments["learning_rate"],
+        decay_epochs=arguments["epochs"],
+        start=run / "pretrained.weights.h5" if pretrained else None,
+        dist=dist,
+        seed=arguments["seed"],
+        verbose=verbose,
+    )
 
 
 def refit_on_all_texts(
     build: Callable[[], keras.Model],
-    data: TextClassificationData,
+    data: Any,
     out: Path,
     *,
+    task: Task,
     epochs: int,
     batch_size: int,
     learning_rate: float,
@@ -64,6 +103,7 @@ def refit_on_all_texts(
             in `dist`'s scope.
         data: every training text (the validation part included).
         out: the stage's folder.
+        task: what the model learns (its batches, loss and adaptation).
         epochs: the number of epochs the first stage chose.
         batch_size: the global batch.
         learning_rate: the peak rate, cosine-decayed to 0 over
@@ -82,8 +122,8 @@ def refit_on_all_texts(
         and "seconds", and their sum "train_seconds".
     """
     record_path, model_path = out / "refit.json", out / "model.keras"
-    record = read_json(record_path)
-    if record is not None and model_path.is_file():
+    record = stage_record(record_path, model_path)
+    if record is not None:
         return model_path, record
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
@@ -92,22 +132,15 @@ def refit_on_all_texts(
     if start is not None:
         model.load_weights(start)
     # After the weights: the pretrained file holds the first stage's IDF.
-    model.adapt(data.texts)
-    dataset, steps = counted_bucketed_dataset(
-        data.texts,
-        data.labels,
-        batch_size,
-        True,
-        seed,
-        max_length=model.sequence_length,
-    )
+    task.adapt(model, data)
+    dataset, steps = task.batches(model, data, batch_size, shuffle=True, seed=seed)
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=steps * (decay_epochs or epochs)
     )
     with dist.scope():
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
+        task.compile(model, schedule)
     dist.prepare(model)
-    history = _History(out / "history.json")
+    history = EpochHistory(out / "history.json")
     if verbose:
         print(
             f"Refitting on all {len(data)} training texts for {epochs} epoch(s).",
@@ -123,13 +156,10 @@ def refit_on_all_texts(
             # Before the backup: a kill between the two reruns an epoch
             # whose row is then overwritten, never one that has no row.
             history,
-            keras.callbacks.BackupAndRestore(
-                str(out / "backup"), double_checkpoint=True, delete_checkpoint=False
-            ),
+            backup(out / "backup"),
         ],
     )
-    with replaced_atomically(model_path) as partial:
-        model.save(partial)
+    save_model(model, model_path)
     rows = [history.rows[str(epoch)] for epoch in range(epochs)]
     record = {
         "epochs": epochs,
@@ -142,38 +172,3 @@ def refit_on_all_texts(
     write_json(record_path, record)
     shutil.rmtree(out / "backup", ignore_errors=True)
     return model_path, record
-
-
-class EpochRecord(keras.callbacks.Callback):
-    """Adds the epoch's learning rate (at its first step) and wall time to
-    the logs, so CSVLogger and History record them."""
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._started = time.perf_counter()
-        rate = self.model.optimizer.learning_rate
-        self._rate = float(keras.ops.convert_to_numpy(rate))
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None:
-            logs["learning_rate"] = self._rate
-            logs["seconds"] = time.perf_counter() - self._started
-
-
-class _History(keras.callbacks.Callback):
-    """Keeps each finished epoch's loss, rate and wall time (the latter two
-    from `EpochRecord`) in a JSON file.
-
-    Rows are keyed by epoch, so an epoch rerun after a kill replaces its
-    row instead of adding a second one.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        self.rows: dict[str, dict[str, float]] = read_json(path) or {}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.rows[str(epoch)] = {
-            key: float(logs[key]) for key in ("loss", "learning_rate", "seconds")
-        }
-        write_json(self.path, self.rows)

@@ -1,0 +1,88 @@
+"""Scoring a saved classifier on a corpus split, outside of any run.
+
+`recurrent-zoo evaluate` and the accuracy benchmark read a `.keras` file
+and score it the way `train` scores its own model (the classification
+task's `score`), on any split of the corpus its classes come from or of a
+corpus the caller names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from recurrent_zoo.models import ARCHITECTURES
+from recurrent_zoo.models.loading import load_model_file
+from recurrent_zoo.training.tasks import load_split, score_classifier
+
+__all__ = ["evaluate", "infer_corpus"]
+
+
+def evaluate(
+    model_path: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None,
+    *,
+    corpus: str | None = None,
+    split: str = "test",
+    max_per_class: int | None = None,
+    remove: Iterable[str] = (),
+    batch_size: int = 256,
+    seed: int = 0,
+) -> dict:
+    """Scores a saved `.keras` classifier on a corpus split.
+
+    Args:
+        model_path: a `.keras` file holding a `TextClassifier`.
+        data: the data folder, archive or table.
+        corpus: the corpus to read; by default the one whose classes the
+            model predicts (see `infer_corpus`).
+        split: "test", "train", or another split a folder or table has.
+        max_per_class: at most this many texts per class.
+        remove: for 20 Newsgroups, parts of each post to strip.
+        batch_size: texts per prediction batch.
+        seed: the loader's seed (the order of the texts; the scores do not
+            depend on it).
+
+    Returns:
+        `classification_report` of the split, plus "model", "corpus" and
+        "split".
+
+    Raises:
+        ValueError: if the model file cannot be loaded (`ModelFileError`),
+            the corpus cannot be inferred, or its class names differ from
+            the model's.
+    """
+    model = load_model_file(model_path)
+    names = tuple(getattr(model, "class_names", ()))
+    if not names:
+        raise ValueError(f"{model_path} is not a TextClassifier (no class_names)")
+    corpus = corpus or infer_corpus(names)
+    dataset = load_split(corpus, data, split, max_per_class, seed, remove, names)
+    if tuple(dataset.class_names) != names:
+        raise ValueError(
+            f"the {corpus!r} {split} split has classes {list(dataset.class_names)} "
+            f"but the model {model_path} predicts {list(names)}"
+        )
+    report = score_classifier(model, dataset, batch_size)
+    return {"model": str(model_path), "corpus": corpus, "split": split, **report}
+
+
+def infer_corpus(class_names: Sequence[str]) -> str:
+    """The corpus of the architecture whose classes are `class_names`.
+
+    Args:
+        class_names: a model's class names, in order.
+
+    Returns:
+        e.g. "imdb" for ("neg", "pos"), "20newsgroups" for the 20 groups.
+
+    Raises:
+        ValueError: if no architecture has exactly these classes.
+    """
+    for architecture in ARCHITECTURES.values():
+        if tuple(architecture.config["class_names"]) == tuple(class_names):
+            return architecture.corpus
+    raise ValueError(
+        f"cannot tell the corpus from the classes {list(class_names)}; "
+        "name it (corpus=..., --corpus)"
+    )
