@@ -86,6 +86,10 @@ CANDIDATES = [
         lambda u: rz.LayerNormGRU(u, layer_norm=False),
     ),
     Candidate("GRU", "keras.GRU", lambda u: keras.layers.GRU(u)),
+    Candidate("MinGRU", "recurrent_zoo.MinGRU", lambda u: rz.MinGRU(u)),
+    Candidate("MinGRU", "keras.LSTM", lambda u: keras.layers.LSTM(u)),
+    Candidate("MinLSTM", "recurrent_zoo.MinLSTM", lambda u: rz.MinLSTM(u)),
+    Candidate("MinLSTM", "keras.LSTM", lambda u: keras.layers.LSTM(u)),
     Candidate(
         "Bidirectional",
         "recurrent_zoo.Bidirectional(LayerNormLSTM)",

@@ -2,6 +2,8 @@
 
     python benchmarks/layer_scaling.py              # full run, writes results
     python benchmarks/layer_scaling.py --quick      # smoke run, writes nothing
+    python benchmarks/layer_scaling.py --layers recurrent_zoo.MinGRU \
+        recurrent_zoo.MinLSTM keras.LSTM            # the parallel-scan layers
 
 From one base shape (batch 64, 200 steps, 64 input features, 128 units), one
 dimension at a time is swept: sequence length 50 to 1,000, hidden size 32 to
@@ -48,6 +50,8 @@ SWEEPS = {
 VERSUS = {
     "recurrent_zoo.SimpleRNN": "keras.SimpleRNN",
     "recurrent_zoo.LayerNormLSTM": "keras.LSTM",
+    "recurrent_zoo.MinGRU": "keras.LSTM",
+    "recurrent_zoo.MinLSTM": "keras.LSTM",
 }
 
 

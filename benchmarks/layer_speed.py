@@ -4,9 +4,9 @@
     python benchmarks/layer_speed.py --pairs LSTM       # some pairs only
     python benchmarks/layer_speed.py --quick            # smoke run, writes nothing
 
-For every pair of `harness.CANDIDATES` (SimpleRNN, LSTM, GRU,
-Bidirectional, attention), at one realistic text shape (batch 64, 200 steps,
-64 input features, 128 units by default):
+For every pair of `harness.CANDIDATES` (SimpleRNN, LSTM, GRU, MinGRU and
+MinLSTM against keras.LSTM, Bidirectional, attention), at one realistic text
+shape (batch 64, 200 steps, 64 input features, 128 units by default):
 
 - training throughput: sequences/s and tokens/s of a compiled training step;
 - inference latency of a compiled call at batch 1 and batch 256;
@@ -173,7 +173,12 @@ def markdown(rows: list[dict], record: dict, args) -> list[str]:
 def plot(rows: list[dict], path: Path) -> None:
     fig = Figure(figsize=(13, 0.42 * len(rows) + 1.5))
     axes = fig.subplots(1, 2)
-    labels = [r["layer"] for r in rows][::-1]
+    # keras.LSTM is the built-in of several pairs: name the pair beside it.
+    names = [r["layer"] for r in rows]
+    labels = [
+        f"{name} ({r['pair']})" if names.count(name) > 1 else name
+        for name, r in zip(names, rows, strict=True)
+    ][::-1]
     colors = ["tab:gray" if r["builtin"] else "tab:blue" for r in rows][::-1]
     for ax, key, title in (
         (axes[0], "sequences_per_s", "training throughput (sequences/s)"),

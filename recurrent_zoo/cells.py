@@ -68,6 +68,12 @@ CELLS: dict[str, CellSpec] = {
         "layer-normalized Elman RNN",
         {"layer_norm": True},
     ),
+    "min_gru": CellSpec(
+        "recurrent_zoo.layers:MinGRU", "minGRU: gates of x_t only, parallel in time"
+    ),
+    "min_lstm": CellSpec(
+        "recurrent_zoo.layers:MinLSTM", "minLSTM: gates of x_t only, parallel in time"
+    ),
     "keras_lstm": CellSpec("keras.layers:LSTM", "Keras's own LSTM, for comparison"),
     "keras_gru": CellSpec("keras.layers:GRU", "Keras's own GRU, for comparison"),
 }

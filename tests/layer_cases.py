@@ -5,6 +5,8 @@ same contract: `RECURRENT` builds the recurrent layers (bare or wrapped in
 `Bidirectional`), `RECURRENT_PATHS` lists the (layer, loop path) pairs that
 exist, and `forced_path` sends a layer through the TF kernel ("fused") or
 Keras's generic loop, checking that the kernel ran exactly when meant to.
+Layers without a TF kernel (the parallel-scan MinGRU and MinLSTM) have one
+path, "scan".
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from recurrent_zoo.layers import (
     Bidirectional,
     LayerNormGRU,
     LayerNormLSTM,
+    MinGRU,
+    MinLSTM,
     SimpleRNN,
     tf_gru_kernel,
     tf_lstm_kernel,
@@ -52,6 +56,8 @@ RECURRENT = {
         False,
     ),
     "bi_ln_gru": (LayerNormGRU, {"layer_norm": True, **RANDOM_GAIN}, True),
+    "min_gru": (MinGRU, {}, False),
+    "min_lstm": (MinLSTM, {}, False),
 }
 # The layer's TF kernel: (module, function name) for `loop_path`.
 KERNELS = {
@@ -63,16 +69,18 @@ KERNELS = {
 
 def has_kernel(name: str) -> bool:
     """Whether the layer has a fused path (SimpleRNN's kernel has no LN)."""
-    return name != "simple_rnn_ln"
+    return RECURRENT[name][0] in KERNELS and name != "simple_rnn_ln"
+
+
+def paths(name: str) -> tuple[str, ...]:
+    """The loop paths layer `name` can take."""
+    if RECURRENT[name][0] not in KERNELS:
+        return ("scan",)
+    return ("fused", "generic") if has_kernel(name) else ("generic",)
 
 
 # Every (layer, path) pair that exists, as pytest ids "name-path".
-RECURRENT_PATHS = [
-    (name, path)
-    for name in RECURRENT
-    for path in ("fused", "generic")
-    if path == "generic" or has_kernel(name)
-]
+RECURRENT_PATHS = [(name, path) for name in RECURRENT for path in paths(name)]
 
 
 def make_recurrent(name: str, **kwargs):
@@ -91,8 +99,12 @@ def make_recurrent(name: str, **kwargs):
 
 @contextlib.contextmanager
 def forced_path(name: str, path: str, monkeypatch):
-    """Runs layer `name` through `path` ("fused" or "generic")."""
+    """Runs layer `name` through `path` ("fused", "generic" or "scan")."""
+    assert path in paths(name), (name, path)
     cls = RECURRENT[name][0]
+    if cls not in KERNELS:
+        yield path
+        return
     module, function = KERNELS[cls]
     with loop_path(path, monkeypatch, cls, module, function):
         yield path

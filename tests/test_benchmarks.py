@@ -65,6 +65,19 @@ def test_every_cell_of_the_registry_is_benchmarked():
             assert key in benchmarked, name
 
 
+@pytest.mark.slow  # traces seven training steps
+def test_scan_formulations_agree_and_are_timed():
+    import scan_formulations
+
+    # `main` checks every formulation's states against Keras's sequential
+    # loop before it times anything.
+    rows = scan_formulations.main(["--quick"])
+    names = {r["formulation"] for r in rows}
+    assert names == {*scan_formulations.FORMULATIONS, scan_formulations.SEQUENTIAL,
+                     scan_formulations.LSTM}  # fmt: skip
+    assert all(r["train_step_ms"] > 0 for r in rows)
+
+
 def test_candidates_rejects_unknown_pairs():
     with pytest.raises(ValueError, match="'GRUish'"):
         harness.candidates(["GRUish"])

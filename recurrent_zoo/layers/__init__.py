@@ -1,6 +1,6 @@
-"""Keras layers: SimpleRNN, LayerNormLSTM, LayerNormGRU, Bidirectional,
-Bahdanau attention, and the text classifier's helpers (attention pooling,
-TF-IDF bag of words)."""
+"""Keras layers: SimpleRNN, LayerNormLSTM, LayerNormGRU, MinGRU, MinLSTM,
+Bidirectional, Bahdanau attention, and the text classifier's helpers
+(attention pooling, TF-IDF bag of words)."""
 
 from recurrent_zoo.layers.attention_pooling import AttentionPooling
 from recurrent_zoo.layers.bag_of_words import TfIdfBagOfWords
@@ -10,6 +10,8 @@ from recurrent_zoo.layers.layer_norm_gru import LayerNormGRU
 from recurrent_zoo.layers.layer_norm_gru_cell import LayerNormGRUCell
 from recurrent_zoo.layers.layer_norm_lstm import LayerNormLSTM
 from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
+from recurrent_zoo.layers.min_gru import MinGRU, MinGRUCell
+from recurrent_zoo.layers.min_lstm import MinLSTM, MinLSTMCell
 from recurrent_zoo.layers.simple_rnn import SimpleRNN
 from recurrent_zoo.layers.simple_rnn_cell import SimpleRNNCell
 
@@ -21,6 +23,10 @@ __all__ = [
     "LayerNormGRUCell",
     "LayerNormLSTM",
     "LayerNormLSTMCell",
+    "MinGRU",
+    "MinGRUCell",
+    "MinLSTM",
+    "MinLSTMCell",
     "SimpleRNN",
     "SimpleRNNCell",
     "TfIdfBagOfWords",

@@ -32,6 +32,13 @@ ATTENTION = dict(
     kernel_regularizer="l2", bias_regularizer="l1", kernel_constraint="non_neg",
     bias_constraint="non_neg", dropout=0.3, seed=5,
 )  # fmt: skip
+MIN_RNN = dict(
+    units=3, candidate_activation="tanh", use_bias=False, kernel_initializer="ones",
+    bias_initializer="ones", kernel_regularizer="l2", bias_regularizer="l1",
+    kernel_constraint="non_neg", bias_constraint="non_neg",
+)  # fmt: skip
+# Without unroll, which the parallel-scan layers do not take.
+MIN_SEQUENCE = {k: v for k, v in SEQUENCE.items() if k != "unroll"}
 CASES = [
     (rz.SimpleRNNCell, dict(units=3, activation="relu", layer_norm=True, **RECURRENT)),
     (
@@ -63,6 +70,10 @@ CASES = [
     ),  # fmt: skip
     (rz.LayerNormGRUCell, GRU),
     (rz.LayerNormGRU, dict(**GRU, **SEQUENCE)),
+    (rz.MinGRUCell, MIN_RNN),
+    (rz.MinGRU, dict(**MIN_RNN, dropout=0.2, seed=3, **MIN_SEQUENCE)),
+    (rz.MinLSTMCell, MIN_RNN),
+    (rz.MinLSTM, dict(**MIN_RNN, dropout=0.2, seed=3, **MIN_SEQUENCE)),
     (
         rz.BahdanauAttention,
         ATTENTION,

@@ -15,6 +15,8 @@ MODULES = [
     "recurrent_zoo.layers.hashed_bigrams",
     "recurrent_zoo.layers.layer_norm_lstm",
     "recurrent_zoo.layers.layer_norm_lstm_cell",
+    "recurrent_zoo.layers.min_gru",
+    "recurrent_zoo.layers.min_lstm",
     "recurrent_zoo.layers.simple_rnn",
     "recurrent_zoo.layers.simple_rnn_cell",
     "recurrent_zoo.layers.trim_padding",

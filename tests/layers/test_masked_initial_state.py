@@ -2,15 +2,24 @@
 
 Keras's loop outputs the previous *output* at a skipped step, and zeros
 before a sequence's first real step; the state alone carries h_0. The
-kernels carry h, so `batch_major_outputs` restores Keras's rule: checked
-here against each layer's Keras twin, with the same weights.
+kernels and the min-RNNs' parallel scan carry h, so `batch_major_outputs`
+(and `MinRNN`) restore Keras's rule: checked here against each layer's Keras
+twin, with the same weights.
 """
 
 import keras
 import numpy as np
 import pytest
 
-from recurrent_zoo.layers import LayerNormGRU, LayerNormLSTM, SimpleRNN
+from recurrent_zoo.layers import (
+    LayerNormGRU,
+    LayerNormLSTM,
+    MinGRU,
+    MinGRUCell,
+    MinLSTM,
+    MinLSTMCell,
+    SimpleRNN,
+)
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(4, 5, 3)).astype("float32")
@@ -23,6 +32,15 @@ TWINS = {
     "lstm": (lambda **k: LayerNormLSTM(2, layer_norm=False, **k), keras.layers.LSTM),
     "gru": (lambda **k: LayerNormGRU(2, layer_norm=False, **k), keras.layers.GRU),
     "simple_rnn": (lambda **k: SimpleRNN(2, **k), keras.layers.SimpleRNN),
+    # The parallel scan against its own cell in Keras's loop.
+    "min_gru": (
+        lambda **k: MinGRU(2, **k),
+        lambda units, **k: keras.layers.RNN(MinGRUCell(units), **k),
+    ),
+    "min_lstm": (
+        lambda **k: MinLSTM(2, **k),
+        lambda units, **k: keras.layers.RNN(MinLSTMCell(units), **k),
+    ),
 }
 
 
