@@ -142,6 +142,15 @@ class TextClassifier(keras.Model):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if keras.backend.backend() != "tensorflow":
+            # Raw strings in, vectorized in the graph: only TensorFlow has
+            # string tensors (the layers themselves run on every backend).
+            raise ValueError(
+                "TextClassifier reads raw strings, which only the TensorFlow "
+                f"backend carries; KERAS_BACKEND is {keras.backend.backend()!r}. "
+                "Run it with KERAS_BACKEND=tensorflow (recurrent_zoo.layers "
+                "work on JAX and PyTorch too)"
+            )
         class_names = tuple(str(c) for c in class_names)
         if len(class_names) < 2 or len(set(class_names)) != len(class_names):
             raise ValueError(
