@@ -18,9 +18,10 @@ min_df=2)` + `LinearSVC`, its C chosen on the same validation split, then
 refit on all training texts. Both are scored on the full test split. Training
 wall time (pretraining included), the machine and the command are recorded.
 
-Benchmarks: `imdb` (sentiment), `imdb_layer_norm_gru` (the same recipe with
-the layer-normalized GRU), `20newsgroups` (topic, headers kept, as the
-reference figures), `20newsgroups_clean` (headers, signatures and quotes
+Benchmarks: `imdb` (sentiment), `imdb_layer_norm_gru` and `imdb_min_gru`
+(the same recipe with the layer-normalized GRU, with minGRU),
+`20newsgroups` (topic, headers kept, as the reference figures),
+`20newsgroups_clean` (headers, signatures and quotes
 removed, as scikit-learn's `remove=`). Each finished benchmark is merged into
 `benchmarks/results/accuracy.{json,md}` at once, so an interrupted run keeps
 what it finished. Runs (checkpoints, curves, models) go to
@@ -115,6 +116,15 @@ BENCHMARKS = {
         learning_rate=1e-3,
         pretrain_epochs=4,
         cell="layer_norm_gru",
+    ),
+    # minGRU (parallel in time, gates of x_t only) under the same recipe.
+    "imdb_min_gru": Recipe(
+        "sentiment",
+        "imdb",
+        epochs=3,
+        learning_rate=1e-3,
+        pretrain_epochs=4,
+        cell="min_gru",
     ),
     "20newsgroups": _NEWSGROUPS,
     "20newsgroups_clean": replace(_NEWSGROUPS, remove=CLEAN, preset=None),

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CORPORA", "KINDS", "MONITORS", "REMOVABLE", "TASKS", "TUNERS", "TaskEntry"]
+__all__ = [
+    "CORPORA",
+    "KINDS",
+    "MONITORS",
+    "REMOVABLE",
+    "TASKS",
+    "TUNERS",
+    "TaskEntry",
+    "task_names",
+]
 
 # How the run core trains and scores a task: what a batch is, its loss,
 # its scores and report (`recurrent_zoo.training.tasks`).
-KINDS: tuple[str, ...] = ("classification",)
+KINDS: tuple[str, ...] = ("classification", "language_model")
 
 
 @dataclass(frozen=True)
@@ -29,11 +38,22 @@ class TaskEntry:
 TASKS: dict[str, TaskEntry] = {
     "sentiment": TaskEntry("imdb", "classification"),
     "topic": TaskEntry("20newsgroups", "classification"),
+    "char_lm": TaskEntry("text", "language_model"),
 }
 
+
+def task_names(kind: str) -> tuple[str, ...]:
+    """The task names of one kind, in `TASKS` order (the tuner's choices are
+    the classification ones)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return tuple(name for name, entry in TASKS.items() if entry.kind == kind)
+
+
 # What `recurrent_zoo.data.load_corpus` reads: two named corpora, and a
-# user's own texts as one folder per class or as a table.
-CORPORA: tuple[str, ...] = ("imdb", "20newsgroups", "folder", "table")
+# user's own texts as one folder per class or as a table; and, for language
+# models only, plain text without labels (`recurrent_zoo.data.plain_text`).
+CORPORA: tuple[str, ...] = ("imdb", "20newsgroups", "folder", "table", "text")
 
 # Parts of a 20 Newsgroups post that can be stripped (scikit-learn's names).
 REMOVABLE: tuple[str, ...] = ("headers", "footers", "quotes")

@@ -50,8 +50,16 @@ def test_the_commands_offer_exactly_what_the_library_has():
     assert _choices("train", "monitor") == tuple(catalog.MONITORS)
     for name in catalog.TASKS:
         assert set(tasks.task_for(name).monitors) <= set(catalog.MONITORS)
+    assert _choices("train", "task") == tuple(ARCHITECTURES)
+    # The tuner searches classifiers' spaces: it offers exactly those.
+    classifiers = tuple(
+        name for name, entry in catalog.TASKS.items() if entry.kind == "classification"
+    )
+    assert (
+        _choices("tune", "task") == classifiers == catalog.task_names("classification")
+    )
+    assert "char_lm" in ARCHITECTURES and "char_lm" not in classifiers
     for command in ("train", "tune"):
-        assert _choices(command, "task") == tuple(ARCHITECTURES)
         assert _choices(command, "corpus") == CORPORA
     assert _choices("evaluate", "corpus") == CORPORA
     assert _choices("tune", "tuner") == TUNERS

@@ -13,7 +13,16 @@ import pkgutil
 from types import ModuleType
 
 # The order `recurrent-zoo --help` lists commands in; others follow by name.
-_ORDER = ("train", "evaluate", "predict", "export", "tune", "bench", "demo")
+_ORDER = (
+    "train",
+    "evaluate",
+    "predict",
+    "generate",
+    "export",
+    "tune",
+    "bench",
+    "demo",
+)
 
 
 def command_modules() -> dict[str, ModuleType]:

@@ -1,4 +1,8 @@
-"""`recurrent-zoo evaluate`: score a saved classifier on a corpus split."""
+"""`recurrent-zoo evaluate`: score a saved model on a corpus split.
+
+A classifier: accuracy, macro-F1 and the confusion matrix. A character
+language model: bits per character.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from recurrent_zoo.commands.common import (
     removed_parts,
 )
 
-HELP = "score a .keras classifier on a corpus split: accuracy, macro-F1, confusion"
+HELP = (
+    "score a .keras model on a corpus split: a classifier's accuracy, macro-F1 "
+    "and confusion; a language model's bits per character"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,15 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--corpus",
         choices=CORPORA,
-        help="default: the corpus whose classes the model predicts",
+        help="default: the corpus whose classes the model predicts; for a "
+        "language model, text (.txt files, or IMDB's reviews)",
     )
     parser.add_argument(
         "--split",
         default="test",
-        help="test (default), train, or another split a folder or table has",
+        help="test (default), train, or another split a folder or table has; "
+        "plain text also has all (every document)",
     )
     parser.add_argument(
-        "--max-per-class", type=int, help="texts per class (default: all)"
+        "--max-per-class",
+        type=int,
+        help="texts per class; a language model: documents (default: all)",
     )
     parser.add_argument("--batch-size", type=int, default=256)
     add_remove_arguments(parser)
@@ -77,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps(report))
+        return 0
+    if "bits_per_character" in report:
+        print(
+            f"evaluate {args.model} on {report['corpus']} {report['split']} "
+            f"({report['documents']} documents, {report['characters']:,} "
+            f"characters): {report['bits_per_character']:.4f} bits per character"
+        )
         return 0
     print(
         f"evaluate {args.model} on {report['corpus']} {report['split']} "

@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         predictor = load_predictor(args.model, batch_size=args.batch_size)
-    except (FileNotFoundError, ValueError) as err:
+    # TypeError: a model that is no classifier (a language model, say).
+    except (FileNotFoundError, TypeError, ValueError) as err:
         print(f"predict: {err}", file=sys.stderr)
         return 2
     outputs = predictor(texts)

@@ -1,4 +1,4 @@
-"""`recurrent-zoo train`: train a prebuilt classifier, resumably, and test it.
+"""`recurrent-zoo train`: train a prebuilt model, resumably, and test it.
 
 Running the same command again after an interruption carries on from the
 last finished epoch; on a finished run it only prints the summary.
@@ -15,6 +15,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from recurrent_zoo.catalog import MONITORS, TASKS
 from recurrent_zoo.cells import cell_names
@@ -27,7 +28,7 @@ from recurrent_zoo.commands.common import (
 )
 from recurrent_zoo.distribute import DEFAULT_COLLECTIVE_TIMEOUT_S, STRATEGIES
 
-HELP = "train a prebuilt classifier on its corpus (resumable) and score it on test"
+HELP = "train a prebuilt model on its corpus (resumable) and score it on test"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,10 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--max-per-class", type=int, help="training texts per class (default: all)"
+        "--max-per-class",
+        type=int,
+        help="training texts per class; char_lm: documents (default: all)",
     )
     parser.add_argument(
-        "--test-max-per-class", type=int, help="test texts per class (default: all)"
+        "--test-max-per-class",
+        type=int,
+        help="test texts per class; char_lm: documents (default: all)",
     )
     add_remove_arguments(parser)
     _add_model_arguments(parser)
@@ -95,8 +100,16 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="sizes per layer, e.g. 64,64",
     )
     model.add_argument("--embedding-dim", type=int)
-    model.add_argument("--vocabulary-size", type=int)
-    model.add_argument("--sequence-length", type=int)
+    model.add_argument(
+        "--vocabulary-size",
+        type=int,
+        help="words kept; char_lm: characters kept (its max_characters)",
+    )
+    model.add_argument(
+        "--sequence-length",
+        type=int,
+        help="tokens read per text; char_lm: characters per training window",
+    )
     model.add_argument(
         "--cell", choices=cell_names(), help="recurrent cell (default: the task's)"
     )
@@ -211,6 +224,7 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from recurrent_zoo.distribute import ClusterError
     from recurrent_zoo.training import load_finished, train
+    from recurrent_zoo.training.tasks import task_for
 
     out = Path(args.out or f"runs/{args.task}")
     args.out = str(out)
@@ -252,23 +266,20 @@ def run(args: argparse.Namespace) -> int:
     except ClusterError as err:
         print(f"recurrent-zoo train: error: {err}", file=sys.stderr)
         return 1
+    task = task_for(args.task)
     if metrics.get("distribution", {}).get("chief") is False:
-        _print_worker_summary(args, metrics, out)
+        _print_worker_summary(args, metrics, out, task)
     else:
-        _print_summary(args, metrics, out, already)
+        _print_summary(args, metrics, out, already, task)
     return 0
 
 
-def _print_worker_summary(args: argparse.Namespace, metrics: dict, out: Path) -> None:
+def _print_worker_summary(
+    args: argparse.Namespace, metrics: dict, out: Path, task: Any
+) -> None:
     """A worker, not the chief: it wrote nothing of the run."""
     distribution = metrics["distribution"]
-    scored = ""
-    if "test" in metrics:
-        test = metrics["test"]
-        scored = (
-            f": test accuracy {test['accuracy']:.3f}, "
-            f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts"
-        )
+    scored = f": {task.summary(metrics['test'])}" if "test" in metrics else ""
     print(
         f"train {args.task} ({distribution['task']} of "
         f"{distribution['workers']}, done){scored}; the chief writes the "
@@ -277,14 +288,12 @@ def _print_worker_summary(args: argparse.Namespace, metrics: dict, out: Path) ->
 
 
 def _print_summary(
-    args: argparse.Namespace, metrics: dict, out: Path, already: bool
+    args: argparse.Namespace, metrics: dict, out: Path, already: bool, task: Any
 ) -> None:
     distribution = metrics.get("distribution", {})
-    test = metrics["test"]
     status = "already finished" if already else "done"
     print(
-        f"train {args.task} ({status}): test accuracy {test['accuracy']:.3f}, "
-        f"macro-F1 {test['macro_f1']:.3f} on {test['examples']} texts; "
+        f"train {args.task} ({status}): {task.summary(metrics['test'])}; "
         f"{metrics['epochs_run']} epoch(s)"
         f"{' (stopped early)' if metrics['stopped_early'] else ''}, best "
         f"{metrics['best_epoch']} by {metrics.get('monitor', 'val_loss')}, "
@@ -308,6 +317,7 @@ def _print_summary(
         )
     print(f"  model:   {out / 'model.keras'}")
     print(f"  metrics: {out / 'metrics.json'}")
-    print(f"  plots:   {out / 'curves.png'}, {out / 'confusion.png'}")
+    plots = ", ".join(str(out / name) for name in ("curves.png", *task.report_files))
+    print(f"  plots:   {plots}")
     if (out / "logs").is_dir():
         print(f"  logs:    tensorboard --logdir {out / 'logs'}")

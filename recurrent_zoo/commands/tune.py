@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recurrent_zoo.catalog import TASKS, TUNERS
+from recurrent_zoo.catalog import TUNERS, task_names
 from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import (
     add_corpus_arguments,
@@ -42,7 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and a unique id on each worker, KERASTUNER_ORACLE_IP / "
         "KERASTUNER_ORACLE_PORT the chief's address."
     )
-    parser.add_argument("task", choices=tuple(TASKS), help="the prebuilt model to tune")
+    parser.add_argument(
+        "task",
+        choices=task_names("classification"),
+        help="the prebuilt classifier to tune",
+    )
     add_corpus_arguments(parser)
     parser.add_argument(
         "--directory",

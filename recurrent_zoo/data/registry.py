@@ -44,6 +44,8 @@ def load_corpus(
             the split its name says: `test.csv` serves "test"), or a folder
             holding `<split>.csv` / `<split>.jsonl` / `<split>.json`, read by
             `load_table`.
+            "text": plain text has no labels; it serves language models
+            (`recurrent_zoo.data.load_text_documents`), and here raises.
         data: The file or folder; None lets "imdb" and "20newsgroups"
             download their corpus.
         split: "train", "test", or any split a folder or table provides.
@@ -70,6 +72,11 @@ def load_corpus(
         return load_imdb(data, split, **kwargs)
     if corpus == "20newsgroups":
         return load_newsgroups(data, split, **kwargs)
+    if corpus == "text":
+        raise ValueError(
+            "the 'text' corpus is plain text without labels: it trains language "
+            "models (char_lm), not classifiers"
+        )
     if data is None:
         raise ValueError(f"the {corpus!r} corpus needs a data path")
     path = Path(data).expanduser()

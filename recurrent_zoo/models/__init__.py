@@ -1,5 +1,7 @@
-"""Prebuilt recurrent text classifiers and their trained presets."""
+"""Prebuilt recurrent text classifiers, their trained presets, and the
+character language model."""
 
+from recurrent_zoo.models.char_language_model import CharLanguageModel
 from recurrent_zoo.models.compact import save_compact
 from recurrent_zoo.models.language_model import EncoderLanguageModel, pretrain_encoder
 from recurrent_zoo.models.registry import (
@@ -14,6 +16,7 @@ from recurrent_zoo.models.text_classifier import CELLS, TextClassifier
 __all__ = [
     "ARCHITECTURES",
     "CELLS",
+    "CharLanguageModel",
     "EncoderLanguageModel",
     "TextClassifier",
     "from_preset",

@@ -1,6 +1,7 @@
 """Named architectures and trained presets, in the spirit of keras-hub.
 
 `get("sentiment")` builds an untrained model (adapt, compile, fit);
+`get("char_lm")` an untrained character language model;
 `from_preset("imdb_sentiment")` loads trained weights shipped with the
 package, ready to classify raw strings.
 """
@@ -16,6 +17,7 @@ import keras
 
 from recurrent_zoo.catalog import TASKS
 from recurrent_zoo.data.newsgroups import NEWSGROUPS
+from recurrent_zoo.models.char_language_model import CharLanguageModel
 from recurrent_zoo.models.text_classifier import TextClassifier
 
 __all__ = ["ARCHITECTURES", "get", "list_models", "list_presets", "from_preset"]
@@ -25,12 +27,14 @@ PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 @dataclass(frozen=True)
 class Architecture:
-    """A named model recipe: the corpus it is meant for and its defaults."""
+    """A named model recipe: the corpus it is meant for, its model class
+    (a `TextClassifier` unless said) and its defaults."""
 
     description: str
     corpus: str
     config: dict[str, Any] = field(default_factory=dict)
     learning_rate: float = 3e-3
+    model_class: type = TextClassifier
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -61,6 +65,21 @@ ARCHITECTURES: dict[str, Architecture] = {
             bag_of_words=True,
         ),
     ),
+    "char_lm": Architecture(
+        description="character-level language model of plain text (bits/char)",
+        # "text": .txt files, or IMDB's reviews as plain text when the data
+        # holds the IMDB archive (`recurrent_zoo.data.plain_text`).
+        corpus=TASKS["char_lm"].corpus,
+        config=dict(
+            cell="layer_norm_lstm",
+            units=(256,),
+            embedding_dim=64,
+            max_characters=253,
+            sequence_length=128,
+        ),
+        learning_rate=2e-3,
+        model_class=CharLanguageModel,
+    ),
 }
 
 
@@ -69,13 +88,14 @@ def list_models() -> list[str]:
     return sorted(ARCHITECTURES)
 
 
-def get(name: str, **overrides: Any) -> TextClassifier:
-    """An untrained `TextClassifier` built from a named architecture.
+def get(name: str, **overrides: Any) -> TextClassifier | CharLanguageModel:
+    """An untrained model built from a named architecture.
 
     Args:
         name: one of `list_models()`.
-        **overrides: any `TextClassifier` argument, e.g. `units=(128,)` or
-            `class_names=data.class_names`.
+        **overrides: any argument of the architecture's model class
+            (`TextClassifier`, or `CharLanguageModel` for "char_lm"), e.g.
+            `units=(128,)` or `class_names=data.class_names`.
 
     Returns:
         The model, not yet adapted nor compiled.
@@ -88,7 +108,8 @@ def get(name: str, **overrides: Any) -> TextClassifier:
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; available: {list_models()}")
-    return TextClassifier(**{**ARCHITECTURES[name].config, **overrides})
+    architecture = ARCHITECTURES[name]
+    return architecture.model_class(**{**architecture.config, **overrides})
 
 
 def list_presets() -> dict[str, dict[str, Any]]:

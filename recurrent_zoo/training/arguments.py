@@ -38,6 +38,11 @@ def run_arguments(task: Task, data: Any, **kw: Any) -> dict:
     rate = kw["learning_rate"] or task.learning_rate
     if rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {rate}")
+    if kw["pretrain_epochs"] and not task.pretrains:
+        raise ValueError(
+            f"pretrain_epochs applies to classifiers, not the {task.name!r} task, "
+            f"got pretrain_epochs={kw['pretrain_epochs']}"
+        )
     corpus = kw["corpus"] or task.corpus
     remove = sorted(set(kw["remove"]))
     if remove and corpus != "20newsgroups":

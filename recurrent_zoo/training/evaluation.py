@@ -1,9 +1,10 @@
-"""Scoring a saved classifier on a corpus split, outside of any run.
+"""Scoring a saved model on a corpus split, outside of any run.
 
 `recurrent-zoo evaluate` and the accuracy benchmark read a `.keras` file
-and score it the way `train` scores its own model (the classification
-task's `score`), on any split of the corpus its classes come from or of a
-corpus the caller names.
+and score it the way `train` scores its own model: a classifier by the
+classification task's `score`, on any split of the corpus its classes come
+from or of a corpus the caller names; a `CharLanguageModel` by the
+language-model task's (bits per character), on plain text by default.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from recurrent_zoo.models import ARCHITECTURES
+from recurrent_zoo.models import ARCHITECTURES, CharLanguageModel
 from recurrent_zoo.models.loading import load_model_file
+from recurrent_zoo.training.language_modeling import (
+    load_documents,
+    score_language_model,
+)
 from recurrent_zoo.training.tasks import load_split, score_classifier
 
 __all__ = ["evaluate", "infer_corpus"]
@@ -29,23 +34,29 @@ def evaluate(
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict:
-    """Scores a saved `.keras` classifier on a corpus split.
+    """Scores a saved `.keras` classifier or language model on a corpus split.
 
     Args:
-        model_path: a `.keras` file holding a `TextClassifier`.
-        data: the data folder, archive or table.
+        model_path: a `.keras` file holding a `TextClassifier` or a
+            `CharLanguageModel`.
+        data: the data folder, archive or table (a language model: a
+            `.txt` file, a folder of them, or IMDB's).
         corpus: the corpus to read; by default the one whose classes the
-            model predicts (see `infer_corpus`).
-        split: "test", "train", or another split a folder or table has.
-        max_per_class: at most this many texts per class.
+            model predicts (see `infer_corpus`), or "text" for a language
+            model.
+        split: "test", "train", or another split a folder or table has
+            ("all": every document of plain text).
+        max_per_class: at most this many texts per class (a language
+            model: documents in all).
         remove: for 20 Newsgroups, parts of each post to strip.
         batch_size: texts per prediction batch.
         seed: the loader's seed (the order of the texts; the scores do not
             depend on it).
 
     Returns:
-        `classification_report` of the split, plus "model", "corpus" and
-        "split".
+        `classification_report` of the split (a language model:
+        "bits_per_character", "characters" and "documents"), plus "model",
+        "corpus" and "split".
 
     Raises:
         ValueError: if the model file cannot be loaded (`ModelFileError`),
@@ -53,6 +64,11 @@ def evaluate(
             the model's.
     """
     model = load_model_file(model_path)
+    if isinstance(model, CharLanguageModel):
+        corpus = corpus or "text"
+        documents = load_documents(corpus, data, split, max_per_class, seed, remove)
+        report = score_language_model(model, documents, batch_size)
+        return {"model": str(model_path), "corpus": corpus, "split": split, **report}
     names = tuple(getattr(model, "class_names", ()))
     if not names:
         raise ValueError(f"{model_path} is not a TextClassifier (no class_names)")
@@ -80,7 +96,7 @@ def infer_corpus(class_names: Sequence[str]) -> str:
         ValueError: if no architecture has exactly these classes.
     """
     for architecture in ARCHITECTURES.values():
-        if tuple(architecture.config["class_names"]) == tuple(class_names):
+        if tuple(architecture.config.get("class_names", ())) == tuple(class_names):
             return architecture.corpus
     raise ValueError(
         f"cannot tell the corpus from the classes {list(class_names)}; "

@@ -5,7 +5,9 @@ it the same way (`recurrent_zoo.run_files`: beside, then renamed, so a kill
 never leaves half a file):
 
     run.json        the run's arguments (a resume must match them)
-    vocabulary.txt  the adapted vocabulary, one word per line
+    vocabulary.txt  the adapted vocabulary, one word per line (a
+                    character language model's: one character per line,
+                    newline and backslash escaped)
     pretrained.weights.h5, pretraining.json
                     with `pretrain_epochs`: the classifier after language-
                     model pretraining, and that stage's history

@@ -1,4 +1,4 @@
-"""Train a prebuilt classifier on a real corpus, resumably, and evaluate it.
+"""Train a prebuilt model on a real corpus, resumably, and evaluate it.
 
 `train("sentiment", "../shared/data", "runs/sentiment")` reads the corpus,
 holds out a stratified validation part of the training split (never of
@@ -112,9 +112,10 @@ def train(
     Also seeds Python, NumPy and TensorFlow globally with `seed`.
 
     Args:
-        task: a key of `ARCHITECTURES` ("sentiment", "topic").
+        task: a key of `ARCHITECTURES` ("sentiment", "topic", "char_lm").
         data: the data folder, archive or table, as
-            `recurrent_zoo.data.load_corpus` takes it.
+            `recurrent_zoo.data.load_corpus` takes it (for "char_lm", text:
+            `recurrent_zoo.training.language_modeling.load_documents`).
         out_dir: where the run is written; rerun with the same folder and
             arguments to resume.
         corpus: the corpus to read; defaults to the task's own.
@@ -134,12 +135,15 @@ def train(
             "val_accuracy" (the highest); the first such epoch on ties.
         seed: seeds the weights, the validation split and the shuffling.
         max_per_class: at most this many training texts per class (before
-            the validation part is held out).
-        test_max_per_class: at most this many test texts per class.
+            the validation part is held out); for a language model, at most
+            this many documents in all.
+        test_max_per_class: at most this many test texts per class (a
+            language model: test documents).
         remove: for 20 Newsgroups, parts of each post to strip: any of
             "headers", "footers", "quotes".
-        overrides: `TextClassifier` arguments replacing the architecture's,
-            e.g. `{"units": (32,), "vocabulary_size": 5000}`.
+        overrides: the model's arguments replacing the architecture's,
+            e.g. `{"units": (32,), "vocabulary_size": 5000}` (a
+            `TextClassifier`'s, or a `CharLanguageModel`'s).
         pretrain_epochs: if positive, first pretrain the embedding and the
             first recurrent layer as forward and backward language models
             (`recurrent_zoo.models.pretrain_encoder`) for this many passes
@@ -166,8 +170,9 @@ def train(
         verbose: 0 silent, 1 progress bars and notices.
 
     Returns:
-        The metrics written to metrics.json: "test" (the
-        `classification_report` of the test split), "history" (per-epoch
+        The metrics written to metrics.json: "test" (the task's scores of
+        the test split: a classifier's `classification_report`, a language
+        model's bits per character), "history" (per-epoch
         series, "epoch" numbered from 1), "epochs_run", "best_epoch"
         (from 1), "stopped_early", "train_seconds" (the sum of the finished
         epochs' times), "pretraining" and "refit" (those stages' records,

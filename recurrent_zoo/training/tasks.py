@@ -4,10 +4,11 @@ The core (`recurrent_zoo.training.stages`) knows runs, epochs, workers and
 files; it knows nothing of what is learned. A task tells it that: how a
 split is read, how the model is built, adapted and compiled (its loss and
 metrics), what a batch is, which validation values may choose the epoch,
-and how a model is scored and reported. Classification is the one kind
-today (accuracy, macro-F1, the confusion matrix); a language model's bits
-per character or a forecaster's error plug in as another class here and
-one line in `KINDS` (and `catalog.KINDS`).
+and how a model is scored, summed up in a line and reported. Two kinds
+today: classification here (accuracy, macro-F1, the confusion matrix) and
+the character language model (`language_modeling`: bits per character); a
+forecaster's error would plug in the same way, as a class and one line in
+`KINDS` (and `catalog.KINDS`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from recurrent_zoo.data.batching import bucketed_dataset, counted_bucketed_datas
 from recurrent_zoo.metrics import classification_report
 from recurrent_zoo.models import ARCHITECTURES, get
 from recurrent_zoo.plots import plot_confusion
+from recurrent_zoo.training.language_modeling import LanguageModelTask
 
 __all__ = ["KINDS", "ClassificationTask", "Task", "task_for"]
 
@@ -39,6 +41,7 @@ class Task(Protocol):
     learning_rate: float  # the peak rate unless the run names another
     monitors: tuple[str, ...]  # of `history.MONITORS`
     report_files: tuple[str, ...]  # what `report` writes into the run
+    pretrains: bool  # whether `pretrain_epochs` applies
 
     def load_split(self, corpus: str, data: Any, split: str, **options: Any) -> Any:
         """One split of the corpus."""
@@ -60,6 +63,9 @@ class Task(Protocol):
     def score(self, model: Any, data: Any, batch_size: int) -> dict:
         """The test scores, JSON-ready."""
 
+    def summary(self, scores: dict) -> str:
+        """The test scores in a few words, for the command's last line."""
+
     def report(self, scores: dict, out: Path) -> None:
         """Writes the scores' figures into the run folder."""
 
@@ -73,6 +79,7 @@ class ClassificationTask:
 
     monitors = ("val_loss", "val_accuracy")
     report_files = ("confusion.png",)
+    pretrains = True
 
     def __init__(self, name: str) -> None:
         architecture = ARCHITECTURES[name]
@@ -133,6 +140,12 @@ class ClassificationTask:
     ) -> dict:
         return score_classifier(model, data, batch_size)
 
+    def summary(self, scores: dict) -> str:
+        return (
+            f"test accuracy {scores['accuracy']:.3f}, macro-F1 "
+            f"{scores['macro_f1']:.3f} on {scores['examples']} texts"
+        )
+
     def report(self, scores: dict, out: Path) -> None:
         plot_confusion(
             scores["confusion_matrix"], scores["class_names"], out / "confusion.png"
@@ -140,7 +153,10 @@ class ClassificationTask:
 
 
 # Task kinds by their `catalog.KINDS` name.
-KINDS: dict[str, type] = {"classification": ClassificationTask}
+KINDS: dict[str, type] = {
+    "classification": ClassificationTask,
+    "language_model": LanguageModelTask,
+}
 
 
 def task_for(name: str) -> Task:

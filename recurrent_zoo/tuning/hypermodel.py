@@ -19,6 +19,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from recurrent_zoo.catalog import task_names
 from recurrent_zoo.cells import CELLS
 from recurrent_zoo.distribute import string_input_safe
 from recurrent_zoo.models import ARCHITECTURES, TextClassifier, get
@@ -136,9 +137,10 @@ class TextClassifierHyperModel(kt.HyperModel):
         name: str | None = None,
         **fixed: Any,
     ) -> None:
-        if task not in ARCHITECTURES:
+        if task not in task_names("classification"):
             raise ValueError(
-                f"unknown task {task!r}; available: {sorted(ARCHITECTURES)}"
+                f"unknown task {task!r}; the tuner searches classifiers: "
+                f"{sorted(task_names('classification'))}"
             )
         searched = {*TUNED, "learning_rate", "vocabulary"}
         if cells is not None:

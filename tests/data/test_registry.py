@@ -16,7 +16,10 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_corpora_and_unknown_names():
-    assert CORPORA == ("imdb", "20newsgroups", "folder", "table")
+    assert CORPORA == ("imdb", "20newsgroups", "folder", "table", "text")
+    # Plain text has no labels: it serves language models, never classifiers.
+    with pytest.raises(ValueError, match="'text' corpus is plain text"):
+        load_corpus("text", "/data")
     with pytest.raises(ValueError, match=r"unknown corpus 'sst2'.*'20newsgroups'"):
         load_corpus("sst2", None)
     for corpus in ("folder", "table"):
