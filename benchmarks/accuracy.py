@@ -184,6 +184,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     print(f"[{name}] baseline test accuracy {baseline['test_accuracy']:.4f}")
 
     out = ROOT / "runs" / (f"quick_{name}" if args.quick else name)
+    if args.seed:  # seed 0 keeps the folder runs made before seeds existed
+        out = out.with_name(f"{out.name}_seed{args.seed}")
     overrides = {"units": (4,), "embedding_dim": 8} if args.quick else {}
     if recipe.cell is not None:
         overrides["cell"] = recipe.cell
@@ -230,9 +232,12 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         },
         "baseline": baseline,
         "reference_baseline_accuracy": REFERENCE.get(name),
+        "seed": args.seed,
         **run_record(),
     }
-    if args.save_presets and recipe.preset and not args.quick:
+    # Only the first seed's model ships (`over_seeds` keeps its row).
+    first_seed = args.seed == getattr(args, "seeds", [args.seed])[0]
+    if args.save_presets and recipe.preset and not args.quick and first_seed:
         save_preset(model, recipe, result, args)
     return result
 
@@ -280,6 +285,46 @@ def save_preset(
     print(f"preset written: {path} ({card['size_bytes'] / 1e6:.1f} MB)")
 
 
+def over_seeds(runs: list[dict]) -> dict:
+    """One benchmark's row from its runs (one per seed), seed order kept.
+
+    The row is the first seed's result (its model is the one a preset is
+    saved from), plus "seeds": every run, and "spread": mean and sample
+    standard deviation over the seeds of the model's and the baseline's
+    test accuracy (the deviation is None for one seed).
+    """
+
+    def spread(values: list[float]) -> dict:
+        return {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "values": values,
+        }
+
+    return {
+        **runs[0],
+        "seeds": runs,
+        "spread": {
+            "seeds": [run["seed"] for run in runs],
+            "model_test_accuracy": spread(
+                [run["model"]["test_accuracy"] for run in runs]
+            ),
+            "baseline_test_accuracy": spread(
+                [run["baseline"]["test_accuracy"] for run in runs]
+            ),
+        },
+    }
+
+
+def _mean_std(result: dict, part: str) -> str:
+    """ "0.9107 ± 0.0012 (3 seeds)", or the one figure of a one-seed row."""
+    spread = result.get("spread", {}).get(f"{part}_test_accuracy")
+    if spread is None or spread["std"] is None:
+        return f"{result[part]['test_accuracy']:.4f}"
+    seeds = len(spread["values"])
+    return f"{spread['mean']:.4f} ± {spread['std']:.4f} ({seeds} seeds)"
+
+
 def write(results: dict, quick: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / ("accuracy_quick" if quick else "accuracy")
@@ -291,6 +336,10 @@ def write(results: dict, quick: bool) -> None:
         "`+ refit N`: then N epochs on all training texts (validation included),",
         "the model scored and shipped; train time includes it.",
         "Written by `benchmarks/accuracy.py`; each row records its own command.",
+        "With several seeds (`--seeds`): mean ± sample standard deviation of",
+        "the test accuracy, the model's and the baseline's (whose validation",
+        "split, and so its C, follows the seed); the other columns are the",
+        "first seed's run.",
         "",
         "| benchmark | recurrent model | macro-F1 | epochs (best) | train time "
         "| of which LM pretraining | TF-IDF+SVM | its time | reference | date |",
@@ -301,11 +350,12 @@ def write(results: dict, quick: bool) -> None:
         ref = r["reference_baseline_accuracy"]
         refit = f" + refit {m['refit']['epochs']}" if m.get("refit") else ""
         lines.append(
-            f"| {name} | {m['test_accuracy']:.4f} | {m['test_macro_f1']:.4f} "
+            f"| {name} | {_mean_std(r, 'model')} | {m['test_macro_f1']:.4f} "
             f"| {m['epochs_run']} ({m['best_epoch']}){refit} "
             f"| {m['train_seconds'] / 60:.1f} min "
             f"| {m.get('pretrain_seconds', 0) / 60:.1f} min "
-            f"| {b['test_accuracy']:.4f} (C={b['C']}) | {b['train_seconds']:.0f} s "
+            f"| {_mean_std(r, 'baseline')} (C={b['C']}) "
+            f"| {b['train_seconds']:.0f} s "
             f"| {'' if ref is None else f'{ref:.3f}'} | {r['date'][:10]} |"
         )
     lines += ["", "Commands and machines:", ""]
@@ -337,7 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pretrain-epochs", type=int, default=None, help="override per benchmark"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[0],
+        help="comma-separated seeds, one full run each (e.g. 0,1,2); the row "
+        "reports mean and standard deviation (default: 0)",
+    )
     parser.add_argument("--save-presets", action="store_true")
     parser.add_argument(
         "--quick", action="store_true", help="tiny slices, writes accuracy_quick.*"
@@ -349,9 +405,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; have {list(BENCHMARKS)}")
     stem = RESULTS / ("accuracy_quick.json" if args.quick else "accuracy.json")
     results = json.loads(stem.read_text()) if stem.is_file() else {}
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds must be distinct, got {args.seeds}")
     for name in names:
-        results[name] = run_one(name, args)
-        write(results, args.quick)
+        runs = []
+        for seed in args.seeds:
+            runs.append(
+                run_one(name, argparse.Namespace(**{**vars(args), "seed": seed}))
+            )
+            results[name] = over_seeds(runs)
+            write(results, args.quick)  # what finished so far, at once
     return 0
 
 

@@ -235,3 +235,64 @@ def test_models_with_cudnn_layers_run_without_xla():
         assert not harness.supports_jit(model), label
     model = harness.build_model(harness.find("recurrent_zoo.LayerNormLSTM"), 4, 5, 3)
     assert harness.supports_jit(model)
+
+
+def _run(seed, model_accuracy, baseline_accuracy):
+    return {
+        "seed": seed,
+        "model": {"test_accuracy": model_accuracy, "test_macro_f1": 0.5},
+        "baseline": {"test_accuracy": baseline_accuracy},
+    }
+
+
+def test_an_accuracy_row_reports_the_spread_over_its_seeds():
+    import accuracy
+
+    runs = [_run(0, 0.90, 0.88), _run(1, 0.92, 0.88), _run(2, 0.91, 0.89)]
+    row = accuracy.over_seeds(runs)
+    assert row["model"] is runs[0]["model"] and row["seeds"] == runs
+    model = row["spread"]["model_test_accuracy"]
+    # Sample standard deviation of 0.90, 0.92, 0.91, by hand: 0.01.
+    assert model["mean"] == pytest.approx(0.91) and model["std"] == pytest.approx(0.01)
+    assert row["spread"]["seeds"] == [0, 1, 2]
+    assert accuracy._mean_std(row, "model") == "0.9100 ± 0.0100 (3 seeds)"
+    assert accuracy._mean_std(row, "baseline") == "0.8833 ± 0.0058 (3 seeds)"
+    one = accuracy.over_seeds(runs[:1])
+    assert one["spread"]["model_test_accuracy"]["std"] is None
+    assert accuracy._mean_std(one, "model") == "0.9000"
+
+
+@pytest.mark.slow  # two tiny pretrain-and-train runs, one repeated
+def test_an_accuracy_run_repeats_exactly_for_its_seed(
+    shared_data, tmp_path, monkeypatch
+):
+    import argparse
+    import shutil
+
+    import accuracy
+
+    monkeypatch.setattr(accuracy, "ROOT", tmp_path)  # its runs/ go here
+    options = dict(
+        data=str(shared_data), quick=True, epochs=None, pretrain_epochs=None,
+        save_presets=False, seeds=[0, 1],
+    )  # fmt: skip
+    runs = [
+        accuracy.run_one("imdb", argparse.Namespace(**options, seed=seed))
+        for seed in (0, 1)
+    ]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "quick_imdb", "quick_imdb_seed1",
+    ]  # fmt: skip
+    shutil.rmtree(tmp_path / "runs")
+    again = accuracy.run_one("imdb", argparse.Namespace(**options, seed=0))
+    for key in ("test_accuracy", "test_macro_f1", "val_accuracy", "best_epoch"):
+        assert again["model"][key] == runs[0]["model"][key]
+    assert (
+        again["model"]["pretraining"]["loss"] == runs[0]["model"]["pretraining"]["loss"]
+    )
+    assert again["baseline"]["test_accuracy"] == runs[0]["baseline"]["test_accuracy"]
+    # The second seed is another run (another split, another initialization).
+    assert (
+        runs[1]["model"]["pretraining"]["loss"]
+        != runs[0]["model"]["pretraining"]["loss"]
+    )
