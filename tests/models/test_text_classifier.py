@@ -73,8 +73,16 @@ def test_multiclass_probabilities_sum_to_one():
     assert model.predict_proba([]).shape == (0, 3)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("bigram_buckets", [0, 50])
+# Every cell with and without bigrams; by default each cell once, the two
+# settings alternating (the rest under -m slow: each case builds a model).
+@pytest.mark.parametrize(
+    "cell, bigram_buckets",
+    [
+        pytest.param(cell, buckets, marks=[pytest.mark.slow] if (i + j) % 2 else [])
+        for i, cell in enumerate(CELLS)
+        for j, buckets in enumerate([0, 50])
+    ],
+)
 def test_padding_never_changes_a_prediction(cell, bigram_buckets):
     # A text's probability must not depend on the batch it shares: batched
     # with a long text it is padded (then trimmed less), alone it is not.
