@@ -22,7 +22,7 @@ from recurrent_zoo.layers.checks import (
     check_sequence_input,
 )
 from recurrent_zoo.layers.parallel_scan import linear_recurrence
-from recurrent_zoo.layers.rnn_base import _snake_case
+from recurrent_zoo.layers.rnn_base import snake_case
 
 __all__ = ["MinRNN", "MinRNNCell", "candidate_g"]
 
@@ -180,7 +180,7 @@ class MinRNN(keras.layers.RNN):
             **arguments,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
-            name=_snake_case(self.cell_class.__name__),
+            name=snake_case(self.cell_class.__name__),
         )
         super().__init__(cell, **rnn, **kwargs)
         self.dropout = check_rate("dropout", own["dropout"])

@@ -211,7 +211,7 @@ def split_arguments(arguments: dict) -> tuple[dict, dict]:
     return arguments, rnn
 
 
-def _snake_case(name: str) -> str:
+def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
@@ -234,7 +234,7 @@ class ProjectedRNN(keras.layers.RNN):
             **cell_arguments,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
-            name=_snake_case(self.cell_class.__name__),
+            name=snake_case(self.cell_class.__name__),
         )
         super().__init__(cell, **rnn_arguments, **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)

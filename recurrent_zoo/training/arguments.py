@@ -16,7 +16,7 @@ from typing import Any
 from recurrent_zoo.catalog import REMOVABLE
 from recurrent_zoo.training.tasks import Task
 
-__all__ = ["run_arguments"]
+__all__ = ["monitor_of", "run_arguments"]
 
 
 def run_arguments(task: Task, data: Any, **kw: Any) -> dict:
@@ -75,6 +75,11 @@ def run_arguments(task: Task, data: Any, **kw: Any) -> dict:
     arguments.update(_optional_arguments(kw))
     # Tuples become lists, as they will when read back from run.json.
     return json.loads(json.dumps(arguments))
+
+
+def monitor_of(arguments: dict) -> str:
+    """What the run monitors (run.json records it only when not val_loss)."""
+    return arguments.get("monitor", "val_loss")
 
 
 def _check_counts(kw: dict) -> None:

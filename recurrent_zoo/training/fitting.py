@@ -30,6 +30,7 @@ from typing import Any
 import keras
 
 from recurrent_zoo.distribute import Distribution, translate_cluster_errors
+from recurrent_zoo.training.arguments import monitor_of
 from recurrent_zoo.training.callbacks import (
     BestModel,
     EpochRecord,
@@ -73,7 +74,7 @@ def fit(
     dist.prepare(model)
 
     run.trim_history(done)
-    monitor = arguments.get("monitor", "val_loss")
+    monitor = monitor_of(arguments)
     past = [row[monitor] for row in run.history()]
     stopper = ResumableEarlyStopping(
         past, monitor=monitor, patience=arguments["patience"], verbose=int(verbose > 0)

@@ -50,7 +50,7 @@ from recurrent_zoo.distribute import (
 from recurrent_zoo.environment import machine_info
 from recurrent_zoo.plots import plot_history
 from recurrent_zoo.run_files import copy_atomically
-from recurrent_zoo.training.arguments import run_arguments
+from recurrent_zoo.training.arguments import monitor_of, run_arguments
 from recurrent_zoo.training.callbacks import stops_early
 from recurrent_zoo.training.fitting import fit
 from recurrent_zoo.training.history import first_best, history_series
@@ -238,12 +238,17 @@ def train(
         saved,
         verbose,
     )
+    rows = run.history()  # every epoch of the run, resumed ones included
+    monitor = monitor_of(arguments)
+    best = first_best([row[monitor] for row in rows], monitor)
     shipped, refitted = _choose(
-        run, task_, arguments, splits, dist, pretraining, verbose
+        run, task_, arguments, splits, dist, pretraining, best, verbose
     )
     scores = _score(run, task_, shipped, splits, dist)
     stages = {"pretraining": pretraining, "refit": refitted}
-    return _finish(run, task_, arguments, splits, dist, scores, stages, command)
+    return _finish(
+        run, task_, arguments, splits, dist, (rows, best), scores, stages, command
+    )
 
 
 def _distribution(
@@ -292,7 +297,7 @@ def _agree(
             arguments["epochs"],
             arguments["patience"],
             verbose,
-            monitor=arguments.get("monitor", "val_loss"),
+            monitor=monitor_of(arguments),
         )
         if outcome == "stop" and not dist.is_chief:
             run.discard()
@@ -361,6 +366,7 @@ def _choose(
     splits: _Splits,
     dist: Distribution,
     pretraining: dict | None,
+    best: int | None,
     verbose: int,
 ) -> tuple[Path, dict | None]:
     """The model to ship: the best epoch's, or its refit on all training data.
@@ -375,8 +381,6 @@ def _choose(
         )
     if not arguments.get("refit"):
         return run / "best.keras", None
-    monitor = arguments.get("monitor", "val_loss")
-    best = first_best([row[monitor] for row in run.history()], monitor)
     return run_refit(
         run,
         task,
@@ -407,14 +411,17 @@ def _finish(
     arguments: dict,
     splits: _Splits,
     dist: Distribution,
+    epochs: tuple[list[dict[str, float]], int | None],
     scores: dict,
     stages: dict[str, dict | None],
     command: str | None,
 ) -> dict:
-    """Writes metrics.json and the figures (the chief); the metrics."""
-    rows = run.history()
-    monitor = arguments.get("monitor", "val_loss")
-    best = first_best([row[monitor] for row in rows], monitor)
+    """Writes metrics.json and the figures (the chief); the metrics.
+
+    `epochs` is history.csv's rows and the index of the best one.
+    """
+    rows, best = epochs
+    monitor = monitor_of(arguments)
     history = history_series(rows)
     metrics = {
         "task": arguments["task"],

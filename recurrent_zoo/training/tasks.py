@@ -117,7 +117,7 @@ class ClassificationTask:
         # adapt on the same texts agree. Given a vocabulary, adapt only sets
         # what else comes from the texts (the bag of words' IDF).
         model.adapt(data.texts)
-        return vocabulary_of(model)
+        return list(model.vectorizer.get_vocabulary(False))
 
     def batches(
         self,
@@ -168,10 +168,6 @@ def task_for(name: str) -> Task:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; available: {sorted(TASKS)}")
     return KINDS[TASKS[name].kind](name)
-
-
-def vocabulary_of(model: keras.Model) -> list[str]:
-    return list(model.vectorizer.get_vocabulary(False))
 
 
 def load_split(
