@@ -4,6 +4,8 @@
     python benchmarks/scan_formulations.py --steps 4096 --repeats 3
     python benchmarks/scan_formulations.py --quick          # smoke run
 
+Results (not for --quick): `benchmarks/results/scan_formulations.{json,md}`.
+
 Every candidate computes a minGRU's states h_1..h_T (h_t = (1 - z_t) h_{t-1}
 + z_t g(W_h x_t + b_h)) from the same weights, and is timed as a compiled
 training step (forward, a loss over all states, gradients of the weights),
@@ -28,6 +30,7 @@ log-space ones take h_0 = 0, which their form needs to be positive).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import harness
@@ -36,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from recurrent_zoo.environment import run_record
 from recurrent_zoo.layers import MinGRU, MinGRUCell, parallel_scan
 
 
@@ -171,7 +175,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for steps in args.steps:
         rows += measure(argparse.Namespace(**{**vars(args), "steps": steps}))
+    if not args.quick:
+        argv = sys.argv[1:] if argv is None else argv
+        write(rows, args, run_record(["benchmarks/scan_formulations.py", *argv]))
     return rows
+
+
+def write(rows: list[dict], args: argparse.Namespace, record: dict) -> None:
+    """`benchmarks/results/scan_formulations.{json,md}`, with the command."""
+    harness.RESULTS.mkdir(exist_ok=True)
+    stem = harness.RESULTS / "scan_formulations"
+    stem.with_suffix(".json").write_text(
+        json.dumps({**record, "rows": rows}, indent=2) + "\n"
+    )
+    lines = [
+        "# minGRU scan formulations: a compiled training step, timed",
+        "",
+        f"`{record['command']}` on {record['machine']['cpu']}, {record['date']}.",
+        f"Batch {args.batch}, {args.features} features, {args.units} units; "
+        f"medians of {args.repeats} interleaved repetitions. Relative: time over "
+        "the layer's own scan (`parallel_scan (written gradient)`) in the same "
+        "run (above 1: slower).",
+        "",
+        "| T | formulation | train step (ms) | relative |",
+        "|---:|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['steps']} | {r['formulation']} | {r['train_step_ms']:.1f} "
+        f"| {r['relative']:.2f}x |"
+        for r in rows
+    ]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

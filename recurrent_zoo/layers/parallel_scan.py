@@ -35,22 +35,13 @@ dL/dh_0 = a_1 * lambda_1. Differentiating the recursion's reshapes and
 slices instead keeps every level and costs several times the forward pass
 on TensorFlow's CPU.
 
-Measured with `benchmarks/scan_formulations.py` (a minGRU's compiled
-training step, batch 64, 64 features, 128 units; TensorFlow 2.21 on 2 shared
-CPU cores, 5 interleaved repetitions, medians; time relative to the first
-row, which took 46 ms at T=200 and 277 ms at T=1000):
-
-    formulation                                     T=200    T=1000
-    this scan, gradient written as a reverse scan   1.0      1.0
-    this scan, gradient by automatic differentiation 3.4     2.9
-    keras.ops.associative_scan on (a, b)            4.5      4.1
-    log space, associative_scan of logaddexp        4.4      3.9
-    log space, tf.math.cumulative_logsumexp (TF)    5.5      4.5
-    Keras's sequential loop over the same cell      1.1      1.0
-    keras.layers.LSTM, same size (for scale)        2.3      2.0
+`python benchmarks/scan_formulations.py` times this form against the same
+scan differentiated automatically, `keras.ops.associative_scan`, the
+paper's log space and a sequential loop
+(`benchmarks/results/scan_formulations.md`).
 
 On a CPU the parallel scan is no faster than a sequential loop over the
-same cell: it does about twice the arithmetic, and two cores gain nothing
+same cell (at 1,000 steps the loop was faster): it does about twice the arithmetic, and two cores gain nothing
 from shorter dependency chains. What it buys is O(log T) sequential depth
 instead of T, which pays where many steps can run at once (accelerators);
 the saving over an LSTM here comes from the cell (no recurrent matmul).
