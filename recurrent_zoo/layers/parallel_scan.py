@@ -41,9 +41,10 @@ paper's log space and a sequential loop
 (`benchmarks/results/scan_formulations.md`).
 
 On a CPU the parallel scan is no faster than a sequential loop over the
-same cell (at 1,000 steps the loop was faster): it does about twice the arithmetic, and two cores gain nothing
-from shorter dependency chains. What it buys is O(log T) sequential depth
-instead of T, which pays where many steps can run at once (accelerators);
+same cell (at 1,000 steps the loop was faster): it does about twice the
+arithmetic, and two cores gain nothing from shorter dependency chains.
+What it buys is O(log T) sequential depth instead of T, which pays where
+many steps can run at once (accelerators);
 the saving over an LSTM here comes from the cell (no recurrent matmul).
 
 Sequence lengths unknown when a TensorFlow graph is traced (a functional
