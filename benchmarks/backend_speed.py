@@ -13,9 +13,12 @@ timed with `train_on_batch` at batch 64 and `predict_on_batch` at batch 1
 and 256. Repetitions of all candidates of a backend are interleaved, so
 machine noise hits them alike; medians are reported, and the ratios are
 each time over that backend's own `keras.layers.LSTM` (above 1: faster)
-in the same process. Off TensorFlow, `LayerNormLSTM`, `LayerNormGRU` and
-`SimpleRNN` take Keras's generic loop (their fused kernels are TensorFlow
-code); `MinGRU`/`MinLSTM` run the same `keras.ops` scan everywhere.
+in the same process. On JAX `LayerNormLSTM` runs its JAX kernel
+(`recurrent_zoo.layers.jax_lstm_kernel`; `benchmarks/jax_kernel.py` sets it
+beside the generic loop); otherwise off TensorFlow, `LayerNormLSTM`,
+`LayerNormGRU` and `SimpleRNN` take Keras's generic loop (their fused
+kernels are TensorFlow code); `MinGRU`/`MinLSTM` run the same `keras.ops`
+scan everywhere.
 
 Results: `benchmarks/results/backend_speed.{json,md}`, with the command,
 machine and date.

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import pytest
 from backend_worker import gradients_tensorflow
-from layer_cases import FEATURES, LENGTHS, RECURRENT, TIME, make_recurrent
+from layer_cases import FEATURES, LENGTHS, RECURRENT, TIME, UNITS, make_recurrent
 
 from recurrent_zoo.layers import AttentionPooling, BahdanauAttention, TfIdfBagOfWords
 
@@ -67,6 +67,20 @@ def _cases():
         name: (model, [_sequences(rng, masked=masked)], [0])
         for name, (model, masked) in built.items()
     }
+
+    # An initial state under a mask, backwards: the padding comes first in
+    # processing order, where the output is zeros (not h_0) on every backend.
+    sequences, h0, c0 = (keras.Input(s) for s in ((TIME, FEATURES), (UNITS,), (UNITS,)))
+    layer = make_recurrent("ln_lstm", return_sequences=True, go_backwards=True)
+    cases["ln_lstm_initial_state"] = (
+        keras.Model(
+            [sequences, h0, c0],
+            layer(keras.layers.Masking()(sequences), initial_state=[h0, c0]),
+        ),
+        [_sequences(rng)]
+        + [rng.normal(size=(len(LENGTHS), UNITS)).astype("float32") for _ in "hc"],
+        [0, 1, 2],
+    )
 
     query, value = keras.Input((4, 3)), keras.Input((TIME, 5))
     attended = BahdanauAttention(6)([query, keras.layers.Masking()(value)])

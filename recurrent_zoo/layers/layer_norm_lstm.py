@@ -18,8 +18,11 @@ class LayerNormLSTM(ProjectedRNN):
     (`recurrent_zoo.layers.tf_lstm_kernel`, whose docstring explains how it
     keeps training memory near `keras.layers.LSTM`'s); it is used whenever
     the activations are the defaults (tanh, sigmoid), `unroll=False` and no
-    recurrent dropout is active. Otherwise, and on other backends, the cell
-    runs inside Keras's generic loop, with its input projection
+    recurrent dropout is active. On the JAX backend, under the same
+    conditions and with `layer_norm=True`, the loop is a `jax.lax.scan`
+    kernel with a `jax.custom_vjp` backward pass
+    (`recurrent_zoo.layers.jax_lstm_kernel`). Otherwise, and on PyTorch, the
+    cell runs inside Keras's generic loop, with its input projection
     gamma_x * LN(W x_t) + b computed for all steps in one matmul before the
     loop; both paths compute the same values, and both run under XLA
     (`jit_compile=True`).
@@ -106,6 +109,10 @@ class LayerNormLSTM(ProjectedRNN):
         super().__init__(*split_arguments(locals()), **kwargs)
 
     def fused_loop(self, sequences, initial_state, mask, training):
+        if keras.backend.backend() == "jax":
+            from recurrent_zoo.layers.jax_lstm_kernel import fused_loop
+
+            return fused_loop(self, sequences, initial_state, mask, training)
         if not self.gated_kernel_applies(training):
             return None
         from recurrent_zoo.layers.tf_lstm_kernel import lstm_recurrence
