@@ -14,7 +14,7 @@ def _names_the_notebooks(args: list[str]) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    # The guided tour runs whole notebooks on real data (about two minutes
+    # The guided tour runs whole notebooks on real data (about 3.5 minutes
     # together): in CI's slow step, beside the other end-to-end runs, so the
     # default run stays near 15 minutes. Named on the command line
     # (`pytest notebooks`), they run as asked. tryfirst: before `-m` deselects.

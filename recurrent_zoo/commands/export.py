@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "export a .keras text classifier as a SavedModel for TF Serving"
+HELP = (
+    "export a .keras classifier, language model or forecaster as a SavedModel "
+    "for TF Serving"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ def check_model(model: Any) -> None:
     if not isinstance(model, keras.Model) or not names:
         raise TypeError(
             "expected a recurrent_zoo TextClassifier (a keras.Model with "
-            f"`class_names`), got {type(model).__name__}"
+            f"`class_names`) or CharLanguageModel, got {type(model).__name__}"
         )
     if len(model.inputs) != 1 or model.inputs[0].dtype != "string":
         raise ValueError(

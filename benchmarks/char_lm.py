@@ -1,0 +1,165 @@
+"""Bits per character on IMDB's test reviews: a language model against compressors.
+
+    python benchmarks/char_lm.py --data ../shared/data                  # compressors
+    python benchmarks/char_lm.py --data ../shared/data --model runs/lm/model.keras
+    python benchmarks/char_lm.py --data ../shared/data --quick          # smoke run
+
+The text is the 25,000 test reviews as `recurrent-zoo train char_lm` holds
+them out (`load_text_documents(..., "test")`: `<br />` replaced by a
+space), never seen in training. A model scores every review from its start
+and a fresh state (`CharLanguageModel.bits_per_character`); each
+general-purpose compressor (`xz -9e`, `bzip2 -9`, `zstd --ultra -22`, its
+highest level) gets the reviews as one UTF-8 stream, a review a line, and
+its bits per character are the compressed size in bits over the number of
+characters (code points, as the model counts them). The compressors see
+the whole test set at once, so they learn from earlier reviews while they
+read later ones; the model starts every review afresh. The model's figure
+is only as good as the model: this script reports, it does not train.
+
+Results: `benchmarks/results/char_lm.{json,md}` with the command, machine
+and date; a run with `--model` adds (or replaces) that model's row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from recurrent_zoo.data import load_text_documents  # noqa: E402
+from recurrent_zoo.environment import run_record  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# The command and flags of each compressor, at its highest standard level.
+COMPRESSORS: dict[str, list[str]] = {
+    "xz -9e": ["xz", "-9e", "-c", "-T1"],
+    "bzip2 -9": ["bzip2", "-9", "-c"],
+    "zstd --ultra -22": ["zstd", "--ultra", "-22", "-c", "-q", "-T1"],
+}
+
+
+def compressed_bits(command: list[str], payload: bytes) -> int | None:
+    """The size in bits of `payload` compressed by `command`, None if absent."""
+    if shutil.which(command[0]) is None:
+        return None
+    result = subprocess.run(command, input=payload, capture_output=True, check=True)
+    return 8 * len(result.stdout)
+
+
+def compressor_rows(texts: list[str]) -> list[dict]:
+    """One row per compressor found on this machine."""
+    payload = "\n".join(texts).encode("utf-8")
+    characters = sum(len(t) for t in texts)
+    rows = []
+    for name, command in COMPRESSORS.items():
+        started = time.perf_counter()
+        bits = compressed_bits(command, payload)
+        if bits is None:
+            print(
+                f"{command[0]} is not installed; its row is left out", file=sys.stderr
+            )
+            continue
+        rows.append(
+            {
+                "method": name,
+                "kind": "compressor",
+                "bits_per_character": bits / characters,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    return rows
+
+
+def model_row(path: str, texts: list[str], batch_size: int) -> dict:
+    """The row of a trained `CharLanguageModel` (a .keras file or a preset)."""
+    import keras
+
+    from recurrent_zoo.models import from_preset
+
+    if Path(path).is_file():
+        model = keras.saving.load_model(path, compile=False)
+    else:
+        model = from_preset(path, compile=False)
+    started = time.perf_counter()
+    bpc = model.bits_per_character(texts, batch_size=batch_size)
+    return {
+        "method": f"{model.cell} {list(model.units)} ({Path(path).name})",
+        "kind": "language model",
+        "bits_per_character": bpc,
+        "seconds": round(time.perf_counter() - started, 1),
+        "parameters": int(model.count_params()),
+    }
+
+
+def write(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "char_lm.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# Bits per character on IMDB's test reviews",
+        "",
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}  ",
+        f"Machine: {results['machine']['cpu']} ({results['machine']['cpu_count']}"
+        f" cores); TensorFlow {results['machine']['tensorflow']}",
+        "",
+        f"Text: {results['documents']:,} test reviews, "
+        f"{results['characters']:,} characters (`<br />` replaced by a space). "
+        "Compressors read them as one stream; a model reads each review "
+        "from a fresh state. Lower is better.",
+        "",
+        "| method | kind | bits per character | seconds |",
+        "|---|---|---:|---:|",
+    ]
+    for row in results["rows"]:
+        lines.append(
+            f"| {row['method']} | {row['kind']} | "
+            f"{row['bits_per_character']:.3f} | {row['seconds']} |"
+        )
+    (out / "char_lm.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="../shared/data", help="holds aclImdb.tar.gz")
+    parser.add_argument("--model", help="a trained .keras language model or preset")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="200 reviews only")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    limit = 200 if args.quick else None
+    texts = load_text_documents(args.data, "test", max_documents=limit).texts
+    previous = args.results / "char_lm.json"
+    rows = compressor_rows(texts)
+    if args.model:
+        rows.append(model_row(args.model, texts, args.batch_size))
+    if previous.is_file() and not args.quick:
+        # Models scored in earlier runs on the same text keep their rows.
+        old = json.loads(previous.read_text())
+        if old.get("characters") == sum(len(t) for t in texts):
+            names = {row["method"] for row in rows}
+            rows += [
+                r
+                for r in old["rows"]
+                if r["kind"] != "compressor" and r["method"] not in names
+            ]
+    results = {
+        **run_record(["benchmarks/char_lm.py", *(argv or sys.argv[1:])]),
+        "documents": len(texts),
+        "characters": sum(len(t) for t in texts),
+        "rows": sorted(rows, key=lambda r: r["bits_per_character"]),
+    }
+    write(results, args.results)
+    print((args.results / "char_lm.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
