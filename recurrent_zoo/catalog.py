@@ -23,7 +23,7 @@ __all__ = [
 
 # How the run core trains and scores a task: what a batch is, its loss,
 # its scores and report (`recurrent_zoo.training.tasks`).
-KINDS: tuple[str, ...] = ("classification", "language_model")
+KINDS: tuple[str, ...] = ("classification", "language_model", "forecast")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ TASKS: dict[str, TaskEntry] = {
     "sentiment": TaskEntry("imdb", "classification"),
     "topic": TaskEntry("20newsgroups", "classification"),
     "char_lm": TaskEntry("text", "language_model"),
+    "forecaster": TaskEntry("series", "forecast"),
 }
 
 
@@ -52,8 +53,16 @@ def task_names(kind: str) -> tuple[str, ...]:
 
 # What `recurrent_zoo.data.load_corpus` reads: two named corpora, and a
 # user's own texts as one folder per class or as a table; and, for language
-# models only, plain text without labels (`recurrent_zoo.data.plain_text`).
-CORPORA: tuple[str, ...] = ("imdb", "20newsgroups", "folder", "table", "text")
+# models only, plain text without labels (`recurrent_zoo.data.plain_text`);
+# for forecasters, one time series (`recurrent_zoo.data.series`).
+CORPORA: tuple[str, ...] = (
+    "imdb",
+    "20newsgroups",
+    "folder",
+    "table",
+    "text",
+    "series",
+)
 
 # Parts of a 20 Newsgroups post that can be stripped (scikit-learn's names).
 REMOVABLE: tuple[str, ...] = ("headers", "footers", "quotes")

@@ -17,7 +17,8 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("RECURRENT_ZOO_DATA", DEFAULT_DATA),
         help=(
             "the folder holding aclImdb.tar.gz / 20news-bydate.tar.gz, one of "
-            "those archives, or an extracted corpus (default: $RECURRENT_ZOO_DATA "
+            "those archives, or an extracted corpus; a forecaster: co2, elnino, "
+            "sunspots or a CSV file (default: $RECURRENT_ZOO_DATA "
             f"or {DEFAULT_DATA})"
         ),
     )

@@ -1,7 +1,8 @@
 """`recurrent-zoo evaluate`: score a saved model on a corpus split.
 
 A classifier: accuracy, macro-F1 and the confusion matrix. A character
-language model: bits per character.
+language model: bits per character. A forecaster: MAE, RMSE and MASE over
+every origin of the series' test stretch.
 """
 
 from __future__ import annotations
@@ -19,18 +20,22 @@ from recurrent_zoo.commands.common import (
 
 HELP = (
     "score a .keras model on a corpus split: a classifier's accuracy, macro-F1 "
-    "and confusion; a language model's bits per character"
+    "and confusion; a language model's bits per character; a forecaster's "
+    "MAE, RMSE and MASE"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="a .keras file written by `train`")
+    parser.add_argument(
+        "model", help="a .keras file written by `train`, or a run folder"
+    )
     add_data_argument(parser)
     parser.add_argument(
         "--corpus",
         choices=CORPORA,
         help="default: the corpus whose classes the model predicts; for a "
-        "language model, text (.txt files, or IMDB's reviews)",
+        "language model, text (.txt files, or IMDB's reviews); for a "
+        "forecaster, series",
     )
     parser.add_argument(
         "--split",
@@ -89,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
+    if "mase" in report:
+        print(_forecast_line(args.model, report))
+        return 0
     if "bits_per_character" in report:
         print(
             f"evaluate {args.model} on {report['corpus']} {report['split']} "
@@ -104,3 +112,14 @@ def run(args: argparse.Namespace) -> int:
     print("confusion matrix (rows: true class, columns: predicted class):")
     print(format_confusion(report["confusion_matrix"], report["class_names"]))
     return 0
+
+
+def _forecast_line(model: str, report: dict) -> str:
+    """A forecaster's scores in one line."""
+    mase = "undefined" if report["mase"] is None else f"{report['mase']:.4f}"
+    return (
+        f"evaluate {model} on {report['series']} {report['split']} "
+        f"({report['forecasts']} forecasts of {report['horizon']} steps, "
+        f"{report['count']} values scored): MAE {report['mae']:.4g}, "
+        f"RMSE {report['rmse']:.4g}, MASE {mase}"
+    )

@@ -127,6 +127,30 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="with a bag of words, the linear classifier's share of the output",
     )
+    _add_forecaster_arguments(parser)
+
+
+def _add_forecaster_arguments(parser: argparse.ArgumentParser) -> None:
+    forecaster = parser.add_argument_group(
+        "forecaster (--data co2, elnino, sunspots or a CSV file)"
+    )
+    forecaster.add_argument("--horizon", type=int, help="values forecast at once")
+    forecaster.add_argument("--window", type=int, help="past values read")
+    forecaster.add_argument(
+        "--quantiles",
+        type=comma_separated(float, "0.1,0.5,0.9"),
+        help="forecast these quantiles (pinball loss), e.g. 0.1,0.5,0.9",
+    )
+    forecaster.add_argument(
+        "--calendar",
+        action=argparse.BooleanOptionalAction,
+        help="read the position in the year (sine, cosine) as covariates",
+    )
+    forecaster.add_argument(
+        "--relative",
+        action=argparse.BooleanOptionalAction,
+        help="forecast the change from the last value (default) or the level",
+    )
 
 
 def _add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +213,11 @@ _MODEL_OPTIONS = (
     "dropout",
     "bag_of_words",
     "wide_weight",
+    "horizon",
+    "window",
+    "quantiles",
+    "calendar",
+    "relative",
 )
 
 

@@ -46,6 +46,8 @@ def load_corpus(
             `load_table`.
             "text": plain text has no labels; it serves language models
             (`recurrent_zoo.data.load_text_documents`), and here raises.
+            "series": one time series, for forecasters
+            (`recurrent_zoo.data.load_series`); here raises too.
         data: The file or folder; None lets "imdb" and "20newsgroups"
             download their corpus.
         split: "train", "test", or any split a folder or table provides.
@@ -77,6 +79,8 @@ def load_corpus(
             "the 'text' corpus is plain text without labels: it trains language "
             "models (char_lm), not classifiers"
         )
+    if corpus == "series":
+        raise ValueError("the 'series' corpus is a time series: it trains forecasters")
     if data is None:
         raise ValueError(f"the {corpus!r} corpus needs a data path")
     path = Path(data).expanduser()

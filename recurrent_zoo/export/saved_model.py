@@ -19,6 +19,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from recurrent_zoo.export.char_lm import GENERATE_KEY, char_lm_functions
+from recurrent_zoo.export.forecaster import forecaster_function
 from recurrent_zoo.export.serving import (
     INPUT_KEY,
     SIGNATURE_KEY,
@@ -27,6 +29,7 @@ from recurrent_zoo.export.serving import (
     cudnn_disabled,
     serving_function,
 )
+from recurrent_zoo.models import CharLanguageModel, Forecaster
 
 __all__ = ["export_saved_model", "find_saved_model"]
 
@@ -49,7 +52,7 @@ def _metadata(model: keras.Model, top_k: int, outputs: Sequence[str]) -> dict:
         "signature": SIGNATURE_KEY,
         "input": {"name": INPUT_KEY, "dtype": "string", "shape": [None]},
         "outputs": list(outputs),
-        "class_names": list(model.class_names),
+        "class_names": list(getattr(model, "class_names", None) or ()),
         "top_k": top_k,
         "model_class": type(model).__name__,
         "model_config": json.loads(json.dumps(config, default=str)),
@@ -81,32 +84,74 @@ def _captured_resources(model: keras.Model, function: Any) -> list:
     return list(found.values())
 
 
-def _write(model: keras.Model, target: Path, top_k: int) -> None:
-    """Writes one complete SavedModel version into the empty folder `target`."""
+def _classifier_signatures(model: keras.Model, top_k: int) -> tuple[dict, list, dict]:
+    """A classifier's signature, the tables it reads, and its metadata."""
     with cudnn_disabled(model):
-        serve = serving_function(model, top_k)
         # The only trace of the model: the signature and the saved function
         # reuse it.
+        concrete = serving_function(model, top_k).get_concrete_function()
+    metadata = _metadata(model, top_k, list(concrete.structured_outputs))
+    resources = _captured_resources(model, concrete)
+    return {SIGNATURE_KEY: concrete}, resources, metadata
+
+
+def _char_lm_signatures(model: CharLanguageModel) -> tuple[dict, list, dict]:
+    """A language model's scoring and generating signatures, and metadata."""
+    with cudnn_disabled(model):
+        functions = char_lm_functions(model)
+        signatures = {
+            key: functions[key].get_concrete_function()
+            for key in (SIGNATURE_KEY, GENERATE_KEY)
+        }
+    metadata = _metadata(model, 0, list(signatures[SIGNATURE_KEY].structured_outputs))
+    metadata.update(
+        format="recurrent_zoo.char_language_model.saved_model/1",
+        signatures=list(signatures),
+        characters=len(model.vocabulary.characters),
+    )
+    return signatures, [functions["table"]], metadata
+
+
+def _forecaster_signatures(model: Forecaster) -> tuple[dict, list, dict]:
+    """A forecaster's window-in, forecasts-out signature, and metadata."""
+    with cudnn_disabled(model):
+        serve, extra = forecaster_function(model)
         concrete = serve.get_concrete_function()
+    metadata = _metadata(model, 0, list(concrete.structured_outputs))
+    metadata.update(extra)
+    return {SIGNATURE_KEY: concrete}, [], metadata
+
+
+def _write(model: keras.Model, target: Path, top_k: int) -> None:
+    """Writes one complete SavedModel version into the empty folder `target`."""
+    if isinstance(model, CharLanguageModel):
+        signatures, resources, metadata = _char_lm_signatures(model)
+    elif isinstance(model, Forecaster):
+        signatures, resources, metadata = _forecaster_signatures(model)
+    else:
+        check_model(model)
+        signatures, resources, metadata = _classifier_signatures(model, top_k)
     root = tf.Module(name="recurrent_zoo_serving")
-    root.serving_default = concrete
+    for key, concrete in signatures.items():
+        setattr(root, key, concrete)
     # Only what inference reads is saved: not the optimizer's state, and not
     # the Keras objects (the loader needs no Keras).
-    root.model_variables = list(concrete.variables)
-    root.lookup_tables = _captured_resources(model, concrete)
+    variables = {id(v): v for c in signatures.values() for v in c.variables}
+    root.model_variables = list(variables.values())
+    root.lookup_tables = resources
     # The recurrent kernels' custom gradients are saved too (about a second
     # more): without them every `tf.saved_model.load` logs a warning, and
     # gradients of the served model (e.g. for saliency) would fail.
-    tf.saved_model.save(root, str(target), signatures={SIGNATURE_KEY: concrete})
-    outputs = list(concrete.structured_outputs)
+    tf.saved_model.save(root, str(target), signatures=signatures)
     extra = target / "assets.extra"
     extra.mkdir()
-    (extra / "labels.txt").write_text(
-        "".join(f"{name}\n" for name in model.class_names), encoding="utf-8"
-    )
+    names = getattr(model, "class_names", None) or ()
+    if names:
+        (extra / "labels.txt").write_text(
+            "".join(f"{name}\n" for name in names), encoding="utf-8"
+        )
     (extra / "recurrent_zoo.json").write_text(
-        json.dumps(_metadata(model, top_k, outputs), indent=2) + "\n",
-        encoding="utf-8",
+        json.dumps(metadata, indent=2) + "\n", encoding="utf-8"
     )
 
 
@@ -125,7 +170,10 @@ def export_saved_model(
     leaves a folder that looks like a finished version.
 
     Args:
-        model: a trained `TextClassifier`.
+        model: a trained `TextClassifier`, or a `CharLanguageModel` (its
+            scoring and generating signatures: `recurrent_zoo.export.char_lm`;
+            `top_k` does not apply), or a `Forecaster` (a window of floats
+            in, forecasts out: `recurrent_zoo.export.forecaster`).
         path: the model base path; created if missing.
         version: the version folder to write, a non-negative int; None takes
             one more than the highest existing version (1 in a new folder).
@@ -141,7 +189,8 @@ def export_saved_model(
     Raises:
         FileExistsError: if `path/<version>` exists and `overwrite` is False,
             or if `path` itself is a SavedModel (pass its parent instead).
-        TypeError: if `model` is not a text classifier with `class_names`.
+        TypeError: if `model` is neither a language model nor a text
+            classifier with `class_names`.
         ValueError: on a bad `version` or `top_k`, or a model that does not
             take one string input.
 
@@ -150,7 +199,8 @@ def export_saved_model(
     >>> export_saved_model(model, "serving/imdb")        # doctest: +SKIP
     PosixPath('serving/imdb/1')
     """
-    check_model(model)
+    if not isinstance(model, (CharLanguageModel, Forecaster)):
+        check_model(model)
     top_k = check_top_k(top_k)
     if version is not None and (
         isinstance(version, bool) or not isinstance(version, int) or version < 0

@@ -1,8 +1,9 @@
-"""Prebuilt recurrent text classifiers, their trained presets, and the
-character language model."""
+"""Prebuilt recurrent text classifiers, their trained presets, the
+character language model and the time-series forecaster."""
 
 from recurrent_zoo.models.char_language_model import CharLanguageModel
 from recurrent_zoo.models.compact import save_compact
+from recurrent_zoo.models.forecaster import Forecaster, ForecastLoss
 from recurrent_zoo.models.language_model import EncoderLanguageModel, pretrain_encoder
 from recurrent_zoo.models.registry import (
     ARCHITECTURES,
@@ -18,6 +19,8 @@ __all__ = [
     "CELLS",
     "CharLanguageModel",
     "EncoderLanguageModel",
+    "ForecastLoss",
+    "Forecaster",
     "TextClassifier",
     "from_preset",
     "get",

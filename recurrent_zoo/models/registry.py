@@ -2,6 +2,7 @@
 
 `get("sentiment")` builds an untrained model (adapt, compile, fit);
 `get("char_lm")` an untrained character language model;
+`get("forecaster", horizon=13)` an untrained time-series forecaster;
 `from_preset("imdb_sentiment")` loads trained weights shipped with the
 package, ready to classify raw strings.
 """
@@ -18,6 +19,7 @@ import keras
 from recurrent_zoo.catalog import TASKS
 from recurrent_zoo.data.newsgroups import NEWSGROUPS
 from recurrent_zoo.models.char_language_model import CharLanguageModel
+from recurrent_zoo.models.forecaster import Forecaster
 from recurrent_zoo.models.text_classifier import TextClassifier
 
 __all__ = ["ARCHITECTURES", "get", "list_models", "list_presets", "from_preset"]
@@ -80,6 +82,16 @@ ARCHITECTURES: dict[str, Architecture] = {
         learning_rate=2e-3,
         model_class=CharLanguageModel,
     ),
+    "forecaster": Architecture(
+        description="direct multi-step time-series forecaster (MAE, RMSE, MASE)",
+        # "series": co2, elnino, sunspots or a CSV (`recurrent_zoo.data.series`).
+        corpus=TASKS["forecaster"].corpus,
+        # Two years of weekly values in, a quarter out; `--window` and
+        # `--horizon` fit other series.
+        config=dict(cell="layer_norm_lstm", units=(64,), window=104, horizon=13),
+        learning_rate=3e-3,
+        model_class=Forecaster,
+    ),
 }
 
 
@@ -88,13 +100,14 @@ def list_models() -> list[str]:
     return sorted(ARCHITECTURES)
 
 
-def get(name: str, **overrides: Any) -> TextClassifier | CharLanguageModel:
+def get(name: str, **overrides: Any) -> TextClassifier | CharLanguageModel | Forecaster:
     """An untrained model built from a named architecture.
 
     Args:
         name: one of `list_models()`.
         **overrides: any argument of the architecture's model class
-            (`TextClassifier`, or `CharLanguageModel` for "char_lm"), e.g.
+            (`TextClassifier`, `CharLanguageModel` for "char_lm",
+            `Forecaster` for "forecaster"), e.g.
             `units=(128,)` or `class_names=data.class_names`.
 
     Returns:

@@ -59,8 +59,7 @@ def run_arguments(task: Task, data: Any, **kw: Any) -> dict:
     arguments = {
         "task": task.name,
         "corpus": corpus,
-        # Resolved, so that "data" and "./data" are the same run.
-        "data": None if data is None else str(Path(data).expanduser().resolve()),
+        "data": _data_argument(task, data),
         "epochs": int(kw["epochs"]),
         "batch_size": int(kw["batch_size"]),
         "learning_rate": float(rate),
@@ -75,6 +74,17 @@ def run_arguments(task: Task, data: Any, **kw: Any) -> dict:
     arguments.update(_optional_arguments(kw))
     # Tuples become lists, as they will when read back from run.json.
     return json.loads(json.dumps(arguments))
+
+
+def _data_argument(task: Task, data: Any) -> str | None:
+    """The data as run.json records it: a path resolved, so that "data" and
+    "./data" are the same run; a name the task reads as a name (a
+    forecaster's "co2") as it is."""
+    if data is None:
+        return None
+    if str(data) in getattr(task, "named_data", ()):
+        return str(data)
+    return str(Path(data).expanduser().resolve())
 
 
 def monitor_of(arguments: dict) -> str:

@@ -4,16 +4,20 @@
 and score it the way `train` scores its own model: a classifier by the
 classification task's `score`, on any split of the corpus its classes come
 from or of a corpus the caller names; a `CharLanguageModel` by the
-language-model task's (bits per character), on plain text by default.
+language-model task's (bits per character), on plain text by default; a
+`Forecaster` by the forecasting task's (MAE, RMSE and MASE over rolling
+origins of the test stretch), on a series.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from recurrent_zoo.models import ARCHITECTURES, CharLanguageModel
+from recurrent_zoo.models import ARCHITECTURES, CharLanguageModel, Forecaster
 from recurrent_zoo.models.loading import load_model_file
+from recurrent_zoo.training.forecasting import load_forecast_split, score_forecaster
 from recurrent_zoo.training.language_modeling import (
     load_documents,
     score_language_model,
@@ -34,16 +38,18 @@ def evaluate(
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict:
-    """Scores a saved `.keras` classifier or language model on a corpus split.
+    """Scores a saved `.keras` classifier, language model or forecaster.
 
     Args:
-        model_path: a `.keras` file holding a `TextClassifier` or a
-            `CharLanguageModel`.
+        model_path: a `.keras` file holding a `TextClassifier`, a
+            `CharLanguageModel` or a `Forecaster`, or a run folder (its
+            `model.keras`).
         data: the data folder, archive or table (a language model: a
-            `.txt` file, a folder of them, or IMDB's).
+            `.txt` file, a folder of them, or IMDB's; a forecaster: a
+            series name or a CSV file).
         corpus: the corpus to read; by default the one whose classes the
-            model predicts (see `infer_corpus`), or "text" for a language
-            model.
+            model predicts (see `infer_corpus`), "text" for a language
+            model, "series" for a forecaster.
         split: "test", "train", or another split a folder or table has
             ("all": every document of plain text).
         max_per_class: at most this many texts per class (a language
@@ -55,15 +61,23 @@ def evaluate(
 
     Returns:
         `classification_report` of the split (a language model:
-        "bits_per_character", "characters" and "documents"), plus "model",
-        "corpus" and "split".
+        "bits_per_character", "characters" and "documents"; a forecaster:
+        `score_forecaster`'s "mae", "rmse", "mase" and the rest), plus
+        "model", "corpus" and "split".
 
     Raises:
         ValueError: if the model file cannot be loaded (`ModelFileError`),
             the corpus cannot be inferred, or its class names differ from
             the model's.
     """
+    if Path(model_path).is_dir():
+        model_path = Path(model_path) / "model.keras"
     model = load_model_file(model_path)
+    if isinstance(model, Forecaster):
+        corpus = corpus or "series"
+        series = load_forecast_split(corpus, data, split)
+        report = score_forecaster(model, series, batch_size)
+        return {"model": str(model_path), "corpus": corpus, "split": split, **report}
     if isinstance(model, CharLanguageModel):
         corpus = corpus or "text"
         documents = load_documents(corpus, data, split, max_per_class, seed, remove)

@@ -4,11 +4,11 @@ The core (`recurrent_zoo.training.stages`) knows runs, epochs, workers and
 files; it knows nothing of what is learned. A task tells it that: how a
 split is read, how the model is built, adapted and compiled (its loss and
 metrics), what a batch is, which validation values may choose the epoch,
-and how a model is scored, summed up in a line and reported. Two kinds
-today: classification here (accuracy, macro-F1, the confusion matrix) and
-the character language model (`language_modeling`: bits per character); a
-forecaster's error would plug in the same way, as a class and one line in
-`KINDS` (and `catalog.KINDS`).
+and how a model is scored, summed up in a line and reported. Three kinds
+today: classification here (accuracy, macro-F1, the confusion matrix),
+the character language model (`language_modeling`: bits per character)
+and the forecaster (`forecasting`: MAE, RMSE and MASE over rolling
+origins); each is a class and one line in `KINDS` (and `catalog.KINDS`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from recurrent_zoo.data.batching import bucketed_dataset, counted_bucketed_datas
 from recurrent_zoo.metrics import classification_report
 from recurrent_zoo.models import ARCHITECTURES, get
 from recurrent_zoo.plots import plot_confusion
+from recurrent_zoo.training.forecasting import ForecastTask
 from recurrent_zoo.training.language_modeling import LanguageModelTask
 
 __all__ = ["KINDS", "ClassificationTask", "Task", "task_for"]
@@ -156,6 +157,7 @@ class ClassificationTask:
 KINDS: dict[str, type] = {
     "classification": ClassificationTask,
     "language_model": LanguageModelTask,
+    "forecast": ForecastTask,
 }
 
 

@@ -16,10 +16,13 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_corpora_and_unknown_names():
-    assert CORPORA == ("imdb", "20newsgroups", "folder", "table", "text")
-    # Plain text has no labels: it serves language models, never classifiers.
+    assert CORPORA == ("imdb", "20newsgroups", "folder", "table", "text", "series")
+    # Plain text has no labels: it serves language models, never classifiers;
+    # a time series serves forecasters.
     with pytest.raises(ValueError, match="'text' corpus is plain text"):
         load_corpus("text", "/data")
+    with pytest.raises(ValueError, match="'series' corpus is a time series"):
+        load_corpus("series", "co2")
     with pytest.raises(ValueError, match=r"unknown corpus 'sst2'.*'20newsgroups'"):
         load_corpus("sst2", None)
     for corpus in ("folder", "table"):

@@ -259,7 +259,7 @@ def test_vocabulary_argument_replaces_adapt():
 
 
 def test_registry():
-    assert list_models() == ["char_lm", "sentiment", "topic"]
+    assert list_models() == ["char_lm", "forecaster", "sentiment", "topic"]
     assert get("topic").num_classes == 20
     model = get("sentiment", units=(5, 6), cell="keras_gru")
     assert model.units == (5, 6) and model.cell == "keras_gru"
