@@ -296,3 +296,44 @@ def test_an_accuracy_run_repeats_exactly_for_its_seed(
         runs[1]["model"]["pretraining"]["loss"]
         != runs[0]["model"]["pretraining"]["loss"]
     )
+
+
+@pytest.mark.slow  # trains a tiny forecaster, fits SARIMAX: 10 s, 35 s when loaded
+def test_forecasting_script_writes_its_results(tmp_path):
+    _script("forecasting.py", tmp_path, "--runs", str(tmp_path / "runs"))
+    payload = json.loads((tmp_path / "forecasting_quick.json").read_text())
+    assert list(payload) == ["sunspots"]
+    result = payload["sunspots"]
+    assert result["command"].startswith("python ")
+    assert result["machine"]["tensorflow"] == tf.__version__
+    # 309 years: the last tenth (31) tested, a tenth of the rest validates.
+    assert result["values"] == 309
+    assert result["examples"] == {"train": 250, "validation": 28, "test": 31}
+    assert result["origins"] == 31 - result["horizon"] + 1
+    methods = result["methods"]
+    assert list(methods) == [
+        "recurrent forecaster", "seasonal naive", "linear autoregression", "SARIMAX",
+    ]  # fmt: skip
+    for row in methods.values():
+        assert row["count"] == result["origins"] * result["horizon"]
+        assert row["mae"] == pytest.approx(row["mase"] * result["mase_scale"])
+    assert methods["seasonal naive"]["beats_seasonal_naive"] is None
+    network = methods["recurrent forecaster"]
+    assert network["beats_statistical_model"] == (
+        network["mase"] < methods["SARIMAX"]["mase"]
+    )
+    # The markdown's numbers are the JSON's.
+    table = (tmp_path / "forecasting_quick.md").read_text()
+    rows = [line.split(" | ") for line in table.splitlines()
+            if line.startswith("| sunspots | 309 ")]  # fmt: skip
+    assert [r[4] for r in rows] == list(methods)
+    for cells, row in zip(rows, methods.values(), strict=True):
+        assert [float(c) for c in cells[5:8]] == [
+            round(row[key], 4) for key in ("mae", "rmse", "mase")
+        ]
+        expected = {None: "—", True: "yes", False: "**no**"}
+        assert cells[8:10] == [
+            expected[row["beats_seasonal_naive"]],
+            expected[row["beats_statistical_model"]],
+        ]
+    assert (tmp_path / "forecasting_quick_sunspots.png").stat().st_size > 10_000

@@ -14,7 +14,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "recurrent_zoo"
 # Top-level modules and packages of `recurrent_zoo`, by floor (README:
 # Architecture). The base holds what every floor may use.
 FLOORS = {
-    0: {"catalog", "run_files", "environment", "metrics", "plots"},
+    0: {
+        "catalog",
+        "run_files",
+        "environment",
+        "metrics",
+        "forecast_metrics",
+        "forecast_baselines",
+        "plots",
+    },
     1: {"layers", "cells", "reference", "data"},
     2: {"models"},
     3: {"training", "tuning", "distribute", "export", "demo"},
