@@ -17,8 +17,12 @@ does; origins must not lie before `train_end`.
 - `statistical_model`: statsmodels SARIMAX as a dynamic harmonic regression
   (ARIMA errors, season as Fourier terms), orders chosen by AIC.
 
-NumPy at import; statsmodels and scikit-learn are imported by the functions
-that need them, so this base-floor module costs nothing to import.
+On the data floor: windows are read and gaps filled by
+`recurrent_zoo.data.series` (`window_inputs`, `fill_gaps`), the very
+functions that give the network its inputs, so the linear autoregression
+reads exactly the network's window. Importing this module imports
+`recurrent_zoo.data` (and TensorFlow with it); statsmodels and
+scikit-learn are imported by the functions that need them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recurrent_zoo.data.series import fill_gaps, window_inputs
+
 __all__ = [
     "BASELINES",
     "StatisticalFit",
@@ -39,7 +45,6 @@ __all__ = [
     "fit_linear_autoregression",
     "fit_statistical_model",
     "fourier_terms",
-    "lagged_windows",
     "linear_autoregression",
     "seasonal_naive",
     "statistical_model",
@@ -104,42 +109,6 @@ def _last_known(values: np.ndarray, origin: int) -> float:
     return float(values[known[-1]])
 
 
-def _filled(values: np.ndarray) -> np.ndarray:
-    """Gaps linearly interpolated; end gaps take the nearest known value."""
-    known = np.isfinite(values)
-    if known.all() or not known.any():
-        return values
-    steps = np.arange(len(values))
-    return np.interp(steps, steps[known], values[known])
-
-
-def lagged_windows(values: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
-    """`values[end - window : end]` per end, gaps filled causally: (ends, window).
-
-    A gap between two known values before `end` is interpolated linearly; a
-    gap running up to `end` takes the last known value, as interpolating it
-    would read the value being forecast. The same inputs as the network's
-    (`recurrent_zoo.data.series.window_inputs`, a floor above this one;
-    tests/test_forecast_baselines.py checks that the two agree).
-
-    Raises:
-        ValueError: if a window reaches outside the series, or no value
-            before an `end` is known.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    ends = np.asarray(ends, dtype=np.int64).reshape(-1)
-    if ends.size and (ends.min() < window or ends.max() > len(values)):
-        raise ValueError(f"window ends must lie in [{window}, {len(values)}]")
-    steps = np.arange(len(values))
-    last = np.maximum.accumulate(np.where(np.isfinite(values), steps, -1))
-    before = last[ends - 1] if ends.size else ends
-    if (before < 0).any():
-        raise ValueError("no known value before a window's end")
-    positions = ends[:, None] - window + np.arange(window)[None, :]
-    filled = _filled(values)[positions]
-    return np.where(positions > before[:, None], values[before][:, None], filled)
-
-
 def fit_linear_autoregression(
     values: np.ndarray, train_end: int, window: int, horizon: int, alpha: float = 1e-6
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -149,9 +118,10 @@ def fit_linear_autoregression(
     fitted) of `y[t + j]` on `y[t - window : t]`, fitted on every `t` whose
     window and targets lie inside `values[:train_end]`; an example whose
     target is a gap is dropped for that step only, gaps in windows are
-    filled (`lagged_windows`). `alpha` is tiny (nearly least squares), just
-    enough to keep a collinear window (a smooth series) well posed; the
-    regression reads raw values, as the network's output is in them too.
+    filled as the network's are (`window_inputs`). `alpha` is tiny (nearly
+    least squares), just enough to keep a collinear window (a smooth
+    series) well posed; the regression reads raw values, as the network's
+    output is in them too.
 
     Returns:
         coefficients `(horizon, window)`, oldest lag first; intercepts
@@ -166,7 +136,7 @@ def fit_linear_autoregression(
             f"no training window: {train_end} training values for a window of "
             f"{window} and a horizon of {horizon}"
         )
-    inputs = lagged_windows(values, ends, window)
+    inputs = window_inputs(values, ends, window)
     targets = values[ends[:, None] + np.arange(horizon)[None, :]]
     coefficients = np.empty((horizon, window))
     intercepts = np.empty(horizon)
@@ -201,7 +171,7 @@ def linear_autoregression(
     coefficients, intercepts = fit_linear_autoregression(
         values, train_end, window, horizon, alpha
     )
-    return lagged_windows(values, origins, window) @ coefficients.T + intercepts
+    return window_inputs(values, origins, window) @ coefficients.T + intercepts
 
 
 def fourier_terms(positions: np.ndarray, period: float, harmonics: int) -> np.ndarray:
@@ -260,7 +230,7 @@ def _differencing(train: np.ndarray) -> int:
     from statsmodels.tools.sm_exceptions import InterpolationWarning
     from statsmodels.tsa.stattools import kpss
 
-    filled = _filled(train)
+    filled = fill_gaps(train)
     with warnings.catch_warnings():
         # Beyond the p-value table (reported at its edge), and statsmodels
         # 0.15's notice that the tuple becomes a result object (which still
@@ -297,7 +267,7 @@ def _select_by_least_squares(
     levels span those of the differences."""
     from statsmodels.tsa.ar_model import AutoReg
 
-    y = np.diff(_filled(train), n=d)
+    y = np.diff(fill_gaps(train), n=d)
     positions = np.arange(d, len(train))
     hold = max(ar)
     scores = {}

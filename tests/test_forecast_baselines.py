@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from recurrent_zoo.data.series import window_inputs
 from recurrent_zoo.forecast_baselines import (
     BASELINES,
     baseline_forecasts,
@@ -11,7 +10,6 @@ from recurrent_zoo.forecast_baselines import (
     fit_linear_autoregression,
     fit_statistical_model,
     fourier_terms,
-    lagged_windows,
     linear_autoregression,
     seasonal_naive,
     statistical_model,
@@ -45,20 +43,19 @@ def test_origins_before_the_fitting_stretch_are_refused():
         seasonal_naive(np.arange(10.0), 6, np.array([5]), 2, period=2)
 
 
-def test_lagged_windows_are_the_networks_inputs():
+def test_linear_autoregression_never_reads_at_or_after_an_origin():
+    """A gap running up to an origin is filled from before it (the network's
+    `window_inputs`), not interpolated towards the value being forecast."""
     rng = np.random.default_rng(0)
-    values = rng.normal(size=60)
-    values[[5, 6, 20, 39, 40, 41]] = NAN  # inside windows and up to origins
-    ends = np.arange(8, 61)
-    np.testing.assert_array_equal(
-        lagged_windows(values, ends, 8), window_inputs(values, ends, 8)
-    )
-    # By hand: a gap between two known values is interpolated, one running
-    # up to the end carries the last known value forward.
-    values = np.array([1.0, NAN, 3.0, NAN, NAN, 9.0])
-    np.testing.assert_allclose(
-        lagged_windows(values, [3, 5], 3), [[1, 2, 3], [3, 3, 3]]
-    )
+    values = np.cumsum(rng.normal(size=120))
+    values[[20, 21, 98, 99]] = NAN  # inside a training window; up to origin 100
+    origins = np.array([100])
+    before = linear_autoregression(values, 90, origins, 3, window=6)
+    changed = values.copy()
+    changed[100:] += 50.0
+    after = linear_autoregression(changed, 90, origins, 3, window=6)
+    assert np.isfinite(before).all()
+    np.testing.assert_array_equal(before, after)
 
 
 def _sinusoid_ar2(

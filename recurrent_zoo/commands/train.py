@@ -151,6 +151,11 @@ def _add_forecaster_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="forecast the change from the last value (default) or the level",
     )
+    forecaster.add_argument(
+        "--linear-skip",
+        action=argparse.BooleanOptionalAction,
+        help="add a linear map of the window to the forecasts (LSTNet's highway)",
+    )
 
 
 def _add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,6 +223,7 @@ _MODEL_OPTIONS = (
     "quantiles",
     "calendar",
     "relative",
+    "linear_skip",
 )
 
 

@@ -5,6 +5,7 @@
                                                 value, covariates (if any)
     h    = recurrent layers (stacked, any cell) over u_1..u_window
     d    = W [h, c_future] + b                  horizon (x quantiles) values
+           (+ V z_1..z_window                   with linear_skip=True)
     y    = x_last + scale * d                   (relative=True, the default)
          = mean + scale * d                     (relative=False)
 
@@ -19,6 +20,18 @@ recurrent state (bounded by tanh) cannot give levels it never saw, but it
 can give changes it saw. The head starts at zero, so an untrained model
 forecasts the last value (the naive forecast; a constant series is
 forecast exactly) and training learns the corrections.
+
+The linear skip (`linear_skip=True`; LSTNet's "highway", Lai et al.
+2018, "Modeling Long- and Short-Term Temporal Patterns with Deep Neural
+Networks"): a dense map `V`, no bias, from the whole normalized window to
+the head's outputs, added to them in the space the head predicts in
+(changes from the last value, or levels). The whole window rather than
+its last few values, so the model nests the linear autoregression of
+`recurrent_zoo.forecast_baselines` (the same window, direct multi-step:
+a linear map of levels is one of changes too, as the last value is in
+the window): the recurrent layers only have to learn what a linear model
+of the window misses. `V` starts at zero, like the head, so the
+untrained model is still the naive forecast.
 
 Quantiles: with `quantiles=(0.1, 0.5, 0.9)` the head gives each step's
 quantiles, trained by the pinball loss (`ForecastLoss`) and sorted
@@ -68,6 +81,8 @@ class Forecaster(keras.Model):
         dropout: input dropout of each recurrent layer, in [0, 1).
         relative: forecast the change from the window's last value (True)
             or the normalized level (False).
+        linear_skip: add a linear map of the normalized window to the
+            head's outputs (see the module).
         **kwargs: `keras.Model`'s (name, trainable, dtype).
 
     Example:
@@ -88,6 +103,7 @@ class Forecaster(keras.Model):
         quantiles: Sequence[float] | None = None,
         dropout: float = 0.0,
         relative: bool = True,
+        linear_skip: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,6 +127,9 @@ class Forecaster(keras.Model):
         if not isinstance(relative, bool):
             raise ValueError(f"relative must be True or False, got {relative!r}")
         self.relative = relative
+        if not isinstance(linear_skip, bool):
+            raise ValueError(f"linear_skip must be True or False, got {linear_skip!r}")
+        self.linear_skip = linear_skip
         self.mean = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="mean"
         )
@@ -133,6 +152,17 @@ class Forecaster(keras.Model):
             self.horizon * len(self.quantiles or (0.5,)),
             kernel_initializer="zeros",
             name="forecast",
+        )
+        # Zeros too, and no bias (the head has one): see the module.
+        self.skip = (
+            keras.layers.Dense(
+                self.horizon * len(self.quantiles or (0.5,)),
+                use_bias=False,
+                kernel_initializer="zeros",
+                name="linear_skip",
+            )
+            if linear_skip
+            else None
         )
         # Built now, in the caller's scope (a distribution strategy's, say).
         self(self._inputs(np.zeros((1, self.window), "float32"), None))
@@ -163,6 +193,8 @@ class Forecaster(keras.Model):
             )
             h = ops.concatenate([h, future], axis=-1)
         out = self.head(h)
+        if self.skip is not None:
+            out = out + self.skip(z)
         if self.quantiles is None:
             base = last if self.relative else 0.0
             return self.mean + self.scale * (base + out)
@@ -277,6 +309,7 @@ class Forecaster(keras.Model):
             "quantiles": None if self.quantiles is None else list(self.quantiles),
             "dropout": self.dropout,
             "relative": self.relative,
+            "linear_skip": self.linear_skip,
         }
 
     @classmethod

@@ -74,6 +74,7 @@ _MODEL_OPTIONS = (
     "quantiles",
     "dropout",
     "relative",
+    "linear_skip",
     "calendar",
 )
 SPLITS = ("train", "test", "all")

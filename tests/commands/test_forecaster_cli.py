@@ -127,3 +127,14 @@ def test_options_of_other_tasks_and_impossible_windows_fail_in_one_line(run, tmp
         "evaluate",
         "split must be one of",
     )
+
+
+def test_linear_skip_switch_reaches_the_model(tmp_path):
+    out = tmp_path / "skip"
+    argv = ["train", "forecaster", "--data", "sunspots", "--out", str(out), *TINY]
+    code, _, stderr = _main([*argv, "--linear-skip", "--epochs", "1"])
+    assert code == 0, stderr
+    model = keras.saving.load_model(out / "model.keras")
+    skip = model.get_layer("linear_skip").get_weights()[0]
+    assert model.linear_skip and skip.shape == (22, 11)
+    assert np.abs(skip).max() > 0  # trained from its zero start

@@ -16,6 +16,14 @@ def _set_head(model, bias, kernel=0.0):
     model.head.set_weights([np.full_like(w, kernel), np.broadcast_to(bias, b.shape)])
 
 
+def _set_skip(model, rng, spread=0.3):
+    """Random weights in the linear skip; returns them, (window, outputs)."""
+    (kernel,) = model.skip.get_weights()
+    kernel = rng.normal(0, spread, kernel.shape).astype("float32")
+    model.skip.set_weights([kernel])
+    return kernel
+
+
 @pytest.mark.parametrize(
     ("options", "quoted"),
     [
@@ -29,6 +37,7 @@ def _set_head(model, bias, kernel=0.0):
         ({"quantiles": (0.0, 0.5)}, "(0.0, 0.5)"),
         ({"dropout": 1.0}, "dropout=1.0"),
         ({"relative": "yes"}, "'yes'"),
+        ({"linear_skip": 1}, "linear_skip must be True or False, got 1"),
     ],
 )
 def test_bad_arguments_are_quoted(options, quoted):
@@ -149,10 +158,11 @@ def test_the_loss_skips_unknown_targets(quantiles):
 
 
 def test_a_keras_file_round_trip_keeps_config_and_outputs(tmp_path):
-    options = {**TINY, "cell": "min_gru", "covariates": 2}
+    options = {**TINY, "cell": "min_gru", "covariates": 2, "linear_skip": True}
     model = get("forecaster", **options, quantiles=(0.1, 0.5, 0.9))
     model.adapt(np.random.default_rng(0).normal(5, 2, 50))
     _set_head(model, 0.1, kernel=0.2)
+    _set_skip(model, np.random.default_rng(3))
     inputs = {
         "window": np.random.default_rng(1).normal(5, 2, (4, 8)).astype("float32"),
         "covariates": np.random.default_rng(2)
@@ -201,3 +211,96 @@ def test_a_tiny_model_beats_seasonal_naive_on_a_sine_with_trend():
     assert np.isfinite(far).all()
     trend = 0.05 * np.arange(len(t), len(t) + len(far))
     assert np.abs(far - trend).max() < 15.0
+
+
+@pytest.mark.parametrize("relative", [True, False])
+@pytest.mark.parametrize("quantiles", [None, (0.1, 0.5, 0.9)])
+def test_the_linear_skip_alone_is_a_linear_map_of_the_normalized_window(
+    relative, quantiles
+):
+    """The recurrent head zeroed: the model is the NumPy map of the module."""
+    model = Forecaster(**TINY, relative=relative, quantiles=quantiles, linear_skip=True)
+    rng = np.random.default_rng(0)
+    model.adapt(rng.normal(3.0, 2.0, 200))
+    mean, scale = float(model.mean.numpy()), float(model.scale.numpy())
+    windows = rng.normal(3.0, 2.0, (5, 8)).astype("float32")
+    # Untrained: the naive forecast (the last value, or the mean for levels).
+    naive = windows[:, -1:] if relative else np.full((5, 1), mean)
+    untrained = model.predict_on_batch(windows)
+    if quantiles is not None:
+        untrained = untrained[..., 1]
+    np.testing.assert_allclose(untrained, np.repeat(naive, 3, axis=1), rtol=1e-5)
+    _set_head(model, 0.0)
+    kernel = _set_skip(model, rng)
+    z = (windows.astype(np.float64) - mean) / scale
+    d = z @ kernel.astype(np.float64)
+    if quantiles is not None:
+        d = np.sort(d.reshape(5, 3, 3), axis=-1)
+        naive = naive[:, :, None]
+    expected = naive + scale * d if relative else mean + scale * d
+    np.testing.assert_allclose(model.predict_on_batch(windows), expected, atol=1e-4)
+
+
+def test_the_linear_skip_survives_the_saved_model(tmp_path):
+    from recurrent_zoo.export import export_saved_model
+
+    model = Forecaster(**TINY, linear_skip=True)
+    rng = np.random.default_rng(0)
+    model.adapt(rng.normal(10.0, 3.0, 100))
+    _set_head(model, 0.05, kernel=0.1)
+    _set_skip(model, rng)
+    path = export_saved_model(model, tmp_path / "serving")
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    windows = rng.normal(10.0, 3.0, (4, 8)).astype("float32")
+    np.testing.assert_allclose(
+        serve(window=tf.constant(windows))["forecast"].numpy(),
+        model.predict_on_batch(windows),
+        atol=1e-5,
+    )
+
+
+def _fit(model, x, y, epochs, rate=1e-2):
+    model.compile(
+        optimizer=keras.optimizers.Adam(rate, clipnorm=1.0),
+        loss=ForecastLoss(None, float(model.scale.numpy())),
+    )
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, shuffle=True)
+
+
+def test_the_linear_skip_learns_an_ar2_series():
+    """On y_t = 1.2 y_{t-1} - 0.6 y_{t-2} + 10 + noise, the skip model's
+    forecasts come near the exact AR(2) conditional means (computed here by
+    recursion from the true coefficients), nearer than a recurrent-only
+    model trained alike."""
+    a1, a2, c = 1.2, -0.6, 10.0
+    rng = np.random.default_rng(0)
+    n, window, horizon, cut = 1600, 8, 3, 1200
+    y = np.empty(n)
+    y[:2] = c / (1 - a1 - a2)
+    for t in range(2, n):
+        y[t] = a1 * y[t - 1] + a2 * y[t - 2] + c + rng.normal()
+    ends = np.arange(window, n - horizon + 1)
+    x = window_inputs(y, ends, window).astype("float32")
+    targets = y[ends[:, None] + np.arange(horizon)]
+    train, test = ends <= cut - horizon, ends >= cut
+    exact = np.empty((test.sum(), horizon))
+    last, before = y[ends[test] - 1], y[ends[test] - 2]
+    for step in range(horizon):
+        last, before = a1 * last + a2 * before + c, last
+        exact[:, step] = last
+    away = {}
+    for skip in (True, False):
+        keras.utils.set_random_seed(0)
+        model = Forecaster(
+            horizon=horizon, window=window, cell="gru", units=(4,), linear_skip=skip
+        )
+        model.adapt(y[:cut])
+        _fit(model, x[train], targets[train], epochs=4)
+        away[skip] = np.mean((model.predict_windows(x[test]) - exact) ** 2)
+    # The noise's variance is 1 (the exact forecasts' own squared error: 1,
+    # 1 + a1^2, ... by step). Series drawn with seeds 0-2 measured
+    # 0.05-0.08 with the skip, 0.16-0.22 without.
+    assert away[True] < 0.15, away
+    assert away[True] < 0.6 * away[False], away
