@@ -52,8 +52,9 @@ from recurrent_zoo.data.series import (
     window_inputs,
 )
 from recurrent_zoo.forecast_metrics import forecast_errors, mase_scale
-from recurrent_zoo.models import ARCHITECTURES, get
+from recurrent_zoo.models import get
 from recurrent_zoo.models.forecaster import Forecaster, ForecastLoss
+from recurrent_zoo.training.task_base import ArchitectureTask
 
 __all__ = [
     "ForecastTask",
@@ -263,7 +264,7 @@ def plot_forecasts(plot: dict, title: str, path: str | os.PathLike[str]) -> Path
     return path
 
 
-class ForecastTask:
+class ForecastTask(ArchitectureTask):
     """A forecaster on one time series (see the module).
 
     Args:
@@ -276,12 +277,6 @@ class ForecastTask:
     pretrains = False
     # `--data` values that name a series rather than a path.
     named_data = tuple(SERIES)
-
-    def __init__(self, name: str) -> None:
-        architecture = ARCHITECTURES[name]
-        self.name = name
-        self.corpus = architecture.corpus
-        self.learning_rate = architecture.learning_rate
 
     def load_split(
         self,

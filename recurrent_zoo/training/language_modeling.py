@@ -44,8 +44,9 @@ import tensorflow as tf
 
 from recurrent_zoo.data import TextDocuments, load_corpus, load_text_documents
 from recurrent_zoo.data.plain_text import imdb_documents
-from recurrent_zoo.models import ARCHITECTURES, CharLanguageModel, get
+from recurrent_zoo.models import CharLanguageModel, get
 from recurrent_zoo.models.characters import PADDING
+from recurrent_zoo.training.task_base import ArchitectureTask
 
 __all__ = [
     "LanguageModelTask",
@@ -197,7 +198,7 @@ def score_language_model(
     }
 
 
-class LanguageModelTask:
+class LanguageModelTask(ArchitectureTask):
     """A character language model on plain text (see the module).
 
     Args:
@@ -208,12 +209,6 @@ class LanguageModelTask:
     monitors = ("val_loss",)
     report_files: tuple[str, ...] = ()
     pretrains = False
-
-    def __init__(self, name: str) -> None:
-        architecture = ARCHITECTURES[name]
-        self.name = name
-        self.corpus = architecture.corpus
-        self.learning_rate = architecture.learning_rate
 
     def load_split(
         self,

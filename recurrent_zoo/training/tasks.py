@@ -26,10 +26,11 @@ from recurrent_zoo.catalog import TASKS
 from recurrent_zoo.data import TextClassificationData, load_corpus
 from recurrent_zoo.data.batching import bucketed_dataset, counted_bucketed_dataset
 from recurrent_zoo.metrics import classification_report
-from recurrent_zoo.models import ARCHITECTURES, get
+from recurrent_zoo.models import get
 from recurrent_zoo.plots import plot_confusion
 from recurrent_zoo.training.forecasting import ForecastTask
 from recurrent_zoo.training.language_modeling import LanguageModelTask
+from recurrent_zoo.training.task_base import ArchitectureTask
 
 __all__ = ["KINDS", "ClassificationTask", "Task", "task_for"]
 
@@ -71,7 +72,7 @@ class Task(Protocol):
         """Writes the scores' figures into the run folder."""
 
 
-class ClassificationTask:
+class ClassificationTask(ArchitectureTask):
     """Text classification with a prebuilt `TextClassifier` architecture.
 
     Args:
@@ -81,12 +82,6 @@ class ClassificationTask:
     monitors = ("val_loss", "val_accuracy")
     report_files = ("confusion.png",)
     pretrains = True
-
-    def __init__(self, name: str) -> None:
-        architecture = ARCHITECTURES[name]
-        self.name = name
-        self.corpus = architecture.corpus
-        self.learning_rate = architecture.learning_rate
 
     def load_split(
         self,
