@@ -58,23 +58,27 @@ def _timed(call, repeats: int) -> list[float]:
     return times
 
 
-def measure(args: argparse.Namespace) -> list[dict]:
-    """In the child: every candidate on this process's backend."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def time_candidates(makers: dict, args: argparse.Namespace) -> list[dict]:
+    """Each layer in `Input -> layer -> Dense(1)`, timed interleaved.
+
+    `makers` maps a label to a function of the unit count that returns the
+    layer. Every model is traced at all three shapes first (the first
+    call's time is kept apart), then rounds of all candidates alternate:
+    two SGD `train_on_batch` steps at batch 64, three `predict_on_batch`
+    at batch 1 and one at batch 256 each; medians in seconds.
+    """
     import keras
     import numpy as np
-
-    from recurrent_zoo import layers as rz
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, args.steps, args.features)).astype("float32")
     y = rng.normal(size=(64, 1)).astype("float32")
     x1, x256 = x[:1], np.concatenate([x] * 4)
     models, first = {}, {}
-    for label, make in CANDIDATES.items():
+    for label, make in makers.items():
         keras.utils.set_random_seed(0)
         inputs = keras.Input((args.steps, args.features))
-        outputs = keras.layers.Dense(1)(make(keras, rz, args.units)(inputs))
+        outputs = keras.layers.Dense(1)(make(args.units)(inputs))
         model = keras.Model(inputs, outputs)
         model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
         started = time.perf_counter()
@@ -90,16 +94,31 @@ def measure(args: argparse.Namespace) -> list[dict]:
             times[label]["train"] += _timed(lambda m=model: m.train_on_batch(x, y), 2)
             times[label]["b1"] += _timed(lambda m=model: m.predict_on_batch(x1), 3)
             times[label]["b256"] += _timed(lambda m=model: m.predict_on_batch(x256), 1)
-    rows = []
-    for label, series in times.items():
-        rows.append(
-            {
-                "backend": keras.backend.backend(),
-                "layer": label,
-                "first_call_s": first[label],
-                **{f"{k}_s": statistics.median(v) for k, v in series.items()},
-            }
-        )
+    return [
+        {
+            "layer": label,
+            "first_call_s": first[label],
+            **{f"{k}_s": statistics.median(v) for k, v in series.items()},
+        }
+        for label, series in times.items()
+    ]
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    """In the child: every candidate on this process's backend."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from recurrent_zoo import layers as rz
+
+    makers = {
+        label: (lambda units, make=make: make(keras, rz, units))
+        for label, make in CANDIDATES.items()
+    }
+    rows = [
+        {"backend": keras.backend.backend(), **row}
+        for row in time_candidates(makers, args)
+    ]
     base = next(row for row in rows if row["layer"] == "keras.LSTM")
     for row in rows:
         for key in ("train_s", "b1_s", "b256_s"):

@@ -27,14 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The timing loop is backend_speed.py's, so the two tables measure alike.
+from backend_speed import time_candidates  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -64,51 +65,8 @@ def candidates():
     }
 
 
-def _timed(call, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def measure(args: argparse.Namespace) -> list[dict]:
-    import keras
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, args.steps, args.features)).astype("float32")
-    y = rng.normal(size=(64, 1)).astype("float32")
-    x1, x256 = x[:1], np.concatenate([x] * 4)
-    models, first = {}, {}
-    for label, layer in candidates().items():
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((args.steps, args.features))
-        outputs = keras.layers.Dense(1)(layer(args.units)(inputs))
-        model = keras.Model(inputs, outputs)
-        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
-        started = time.perf_counter()
-        for batch in (x1, x256):
-            model.predict_on_batch(batch)
-        model.train_on_batch(x, y)
-        first[label] = time.perf_counter() - started
-        model.train_on_batch(x, y)
-        models[label] = model
-    times = {label: {"train": [], "b1": [], "b256": []} for label in models}
-    for _ in range(args.repeats):
-        for label, model in models.items():
-            times[label]["train"] += _timed(lambda m=model: m.train_on_batch(x, y), 2)
-            times[label]["b1"] += _timed(lambda m=model: m.predict_on_batch(x1), 3)
-            times[label]["b256"] += _timed(lambda m=model: m.predict_on_batch(x256), 1)
-    rows = [
-        {
-            "layer": label,
-            "first_call_s": first[label],
-            **{f"{k}_s": statistics.median(v) for k, v in series.items()},
-        }
-        for label, series in times.items()
-    ]
+    rows = time_candidates(candidates(), args)
     base = {key: rows[0][key] for key in ("train_s", "b1_s", "b256_s")}
     generic = {key: rows[1][key] for key in base}
     for row in rows:

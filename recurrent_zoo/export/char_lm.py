@@ -31,6 +31,7 @@ from typing import Any
 import tensorflow as tf
 
 from recurrent_zoo.models import CharLanguageModel
+from recurrent_zoo.models.char_language_model import state_sizes
 from recurrent_zoo.models.characters import BOUNDARY, PADDING, RESERVED, UNKNOWN
 
 __all__ = ["CHUNK", "GENERATE_KEY", "char_lm_functions"]
@@ -38,11 +39,6 @@ __all__ = ["CHUNK", "GENERATE_KEY", "char_lm_functions"]
 GENERATE_KEY = "generate"
 # Steps per scoring chunk: `CharLanguageModel.bits_per_character`'s default.
 CHUNK = 2048
-
-
-def _state_sizes(layer: Any) -> list[int]:
-    size = layer.cell.state_size
-    return list(size) if isinstance(size, (list, tuple)) else [size]
 
 
 class _Graph:
@@ -75,7 +71,7 @@ class _Graph:
 
     def zero_states(self, batch: tf.Tensor) -> list[list[tf.Tensor]]:
         return [
-            [tf.zeros([batch, size]) for size in _state_sizes(layer)]
+            [tf.zeros([batch, size]) for size in state_sizes(layer)]
             for layer in self.model.recurrent
         ]
 

@@ -30,7 +30,7 @@ from recurrent_zoo.models.characters import (
     CharacterVocabulary,
 )
 
-__all__ = ["CharLanguageModel", "check_sampling", "pick_next"]
+__all__ = ["CharLanguageModel", "check_sampling", "pick_next", "state_sizes"]
 
 # Each model's compiled functional twin (see `CharLanguageModel.run`).
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -148,14 +148,14 @@ class CharLanguageModel(keras.Model):
         ids = np.asarray(ids, dtype=np.int32)
         if states is None:
             states = [
-                [np.zeros((len(ids), size), "float32") for size in _state_sizes(layer)]
+                [np.zeros((len(ids), size), "float32") for size in state_sizes(layer)]
                 for layer in self.recurrent
             ]
         flat = [state for layer_states in states for state in layer_states]
         logits, *new = self._runner().predict_on_batch([ids, *flat])
         carried, at = [], 0
         for layer in self.recurrent:
-            count = len(_state_sizes(layer))
+            count = len(state_sizes(layer))
             carried.append(new[at : at + count])
             at += count
         return logits, carried
@@ -165,7 +165,7 @@ class CharLanguageModel(keras.Model):
         if runner is None:
             ids = keras.Input(shape=(None,), dtype="int32")
             inputs = [
-                [keras.Input(shape=(size,)) for size in _state_sizes(layer)]
+                [keras.Input(shape=(size,)) for size in state_sizes(layer)]
                 for layer in self.recurrent
             ]
             logits, states = self.forward(ids, inputs)
@@ -383,7 +383,8 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def _state_sizes(layer: Any) -> list[int]:
+def state_sizes(layer: Any) -> list[int]:
+    """The width of each state tensor a recurrent layer carries (h, or h and c)."""
     size = layer.cell.state_size
     return list(size) if isinstance(size, (list, tuple)) else [size]
 

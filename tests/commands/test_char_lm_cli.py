@@ -1,15 +1,13 @@
 """`train char_lm`, `generate` and `evaluate` of a language model, end to end."""
 
-import contextlib
-import io
 import json
 import math
 
 import keras
 import numpy as np
 import pytest
+from cli_support import fails_in_one_line, run_cli
 
-from recurrent_zoo.cli import main
 from recurrent_zoo.data import load_text_documents
 from recurrent_zoo.models import TextClassifier
 
@@ -31,21 +29,6 @@ TINY = [
 ]  # fmt: skip
 
 
-def _main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _fails_in_one_line(argv, command, message):
-    code, _, stderr = _main(argv)
-    assert code == 2
-    assert stderr.startswith(f"recurrent-zoo {command}: error: ")
-    assert message in stderr and "Traceback" not in stderr
-    assert len(stderr.strip().splitlines()) == 1
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("char_lm")
@@ -57,7 +40,7 @@ def run(tmp_path_factory):
     )
     out = folder / "run"
     argv = ["train", "char_lm", "--data", str(data), "--out", str(out), *TINY]
-    code, stdout, stderr = _main(argv)
+    code, stdout, stderr = run_cli(argv)
     assert code == 0, stderr
     return {
         "data": data,
@@ -77,18 +60,17 @@ def test_train_prints_the_test_bits_per_character(run):
 
 def test_generate_continues_the_prompt_reproducibly(run):
     argv = ["generate", run["model"], "--prompt", "The ", "--length", "30"]
-    code, first, _ = _main([*argv, "--seed", "3"])
+    code, first, _ = run_cli([*argv, "--seed", "3"])
     assert code == 0 and first.startswith("The ")
-    assert _main([*argv, "--seed", "3"])[1] == first
-    code, payload, _ = _main([*argv, "--temperature", "0", "--json"])
+    assert run_cli([*argv, "--seed", "3"])[1] == first
+    code, payload, _ = run_cli([*argv, "--temperature", "0", "--json"])
     result = json.loads(payload)
     model = keras.saving.load_model(run["model"])
     assert result["text"] == model.generate("The ", 30, temperature=0)
     assert len(result["text"]) == 30
     # A prompt of characters the model never saw still runs.
-    assert (
-        _main(["generate", run["model"], "--prompt", "Ωμέγα", "--length", "5"])[0] == 0
-    )
+    argv = ["generate", run["model"], "--prompt", "Ωμέγα", "--length", "5"]
+    assert run_cli(argv)[0] == 0
 
 
 def test_generate_rejects_bad_input_in_one_line(run, tmp_path):
@@ -100,8 +82,8 @@ def test_generate_rejects_bad_input_in_one_line(run, tmp_path):
         (["--top-k", "0"], "top_k=0"),
     ]
     for options, message in bad:
-        _fails_in_one_line(["generate", model, *options], "generate", message)
-    _fails_in_one_line(["generate", str(tmp_path / "no.keras")], "generate", "no such")
+        fails_in_one_line(["generate", model, *options], "generate", message)
+    fails_in_one_line(["generate", str(tmp_path / "no.keras")], "generate", "no such")
     classifier = TextClassifier(
         ["a", "b"],
         vocabulary_size=20,
@@ -112,18 +94,19 @@ def test_generate_rejects_bad_input_in_one_line(run, tmp_path):
     )
     classifier.adapt(["a b c", "b c d"])
     classifier.save(tmp_path / "classifier.keras")
-    _fails_in_one_line(
+    fails_in_one_line(
         ["generate", str(tmp_path / "classifier.keras")], "generate", "TextClassifier"
     )
 
 
 def test_evaluate_prints_the_bits_the_model_computes(run):
-    code, stdout, stderr = _main(["evaluate", run["model"], "--data", str(run["data"])])
+    argv = ["evaluate", run["model"], "--data", str(run["data"])]
+    code, stdout, stderr = run_cli(argv)
     assert code == 0, stderr
     model = keras.saving.load_model(run["model"])
     test = load_text_documents(run["data"], "test")
     assert f"{model.bits_per_character(test.texts):.4f} bits per character" in stdout
-    code, payload, _ = _main(
+    code, payload, _ = run_cli(
         [
             "evaluate",
             run["model"],
@@ -152,18 +135,18 @@ def test_evaluate_bad_text_gives_a_number_or_one_line(run, tmp_path):
     for name, payload in cases.items():
         (tmp_path / name).write_bytes(payload)
         argv = ["evaluate", model, "--data", str(tmp_path / name), "--split", "all"]
-        code, stdout, stderr = _main([*argv, "--json"])
+        code, stdout, stderr = run_cli([*argv, "--json"])
         assert code == 0, stderr
         assert math.isfinite(json.loads(stdout)["bits_per_character"]), name
     (tmp_path / "empty.txt").write_bytes(b"")
     argv = ["evaluate", model, "--data", str(tmp_path / "empty.txt"), "--split", "all"]
-    _fails_in_one_line(argv, "evaluate", "no 'all' documents")
+    fails_in_one_line(argv, "evaluate", "no 'all' documents")
     argv = ["evaluate", model, "--data", str(tmp_path / "long.txt")]
-    _fails_in_one_line(argv, "evaluate", "needs at least two")
+    fails_in_one_line(argv, "evaluate", "needs at least two")
 
 
 def test_predict_refuses_a_language_model_in_one_line(run):
-    code, _, stderr = _main(["predict", run["model"], "some text"])
+    code, _, stderr = run_cli(["predict", run["model"], "some text"])
     assert code == 2 and "got CharLanguageModel" in stderr, stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
 
@@ -171,7 +154,7 @@ def test_predict_refuses_a_language_model_in_one_line(run):
 def test_export_writes_the_scoring_and_generating_signatures(run, tmp_path):
     import tensorflow as tf
 
-    code, stdout, stderr = _main(["export", run["model"], str(tmp_path / "lm")])
+    code, stdout, stderr = run_cli(["export", run["model"], str(tmp_path / "lm")])
     assert code == 0, stderr
     loaded = tf.saved_model.load(stdout.strip())
     assert set(loaded.signatures) == {"serving_default", "generate"}

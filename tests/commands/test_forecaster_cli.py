@@ -1,15 +1,13 @@
 """`train forecaster`, `evaluate` and `export` on a real series, end to end."""
 
-import contextlib
-import io
 import json
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_support import fails_in_one_line, run_cli
 
-from recurrent_zoo.cli import main
 from recurrent_zoo.data import load_series
 
 TINY = [
@@ -23,26 +21,11 @@ TINY = [
 ]  # fmt: skip
 
 
-def _main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _fails_in_one_line(argv, command, message):
-    code, _, stderr = _main(argv)
-    assert code == 2, stderr
-    assert stderr.startswith(f"recurrent-zoo {command}: error: ")
-    assert message in stderr and "Traceback" not in stderr
-    assert len(stderr.strip().splitlines()) == 1
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("forecaster") / "sunspots"
     argv = ["train", "forecaster", "--data", "sunspots", "--out", str(out), *TINY]
-    code, stdout, stderr = _main(argv)
+    code, stdout, stderr = run_cli(argv)
     assert code == 0, stderr
     return {"argv": argv, "out": out, "stdout": stdout}
 
@@ -70,18 +53,18 @@ def test_train_writes_the_run_and_resumes_when_finished(run):
         f"train forecaster (done): test MASE {test['mase']:.3f}"
     )
     assert "forecast.png" in run["stdout"]
-    code, stdout, _ = _main(run["argv"])
+    code, stdout, _ = run_cli(run["argv"])
     assert code == 0 and stdout.startswith("train forecaster (already finished)")
 
 
 def test_evaluate_prints_the_errors_of_the_models_own_forecasts(run):
-    code, stdout, stderr = _main(["evaluate", str(run["out"]), "--data", "sunspots"])
+    code, stdout, stderr = run_cli(["evaluate", str(run["out"]), "--data", "sunspots"])
     assert code == 0, stderr
     model = keras.saving.load_model(run["out"] / "model.keras")
     mae, rmse, mase = _scores_by_hand(model, load_series("sunspots").values, 278)
     assert f"MAE {mae:.4g}, RMSE {rmse:.4g}, MASE {mase:.4f}" in stdout
     assert "21 forecasts of 11 steps, 231 values scored" in stdout
-    code, payload, _ = _main(
+    code, payload, _ = run_cli(
         ["evaluate", str(run["out"] / "model.keras"), "--data", "sunspots", "--json"]
     )
     report = json.loads(payload)
@@ -90,7 +73,7 @@ def test_evaluate_prints_the_errors_of_the_models_own_forecasts(run):
 
 
 def test_export_serves_a_window_of_floats(run, tmp_path):
-    code, stdout, stderr = _main(
+    code, stdout, stderr = run_cli(
         ["export", str(run["out"] / "model.keras"), str(tmp_path / "serving")]
     )
     assert code == 0, stderr
@@ -120,9 +103,9 @@ def test_options_of_other_tasks_and_impossible_windows_fail_in_one_line(run, tmp
         (["--data", "sunspots", "--calendar"], "calendar features need dates"),
     ]
     for options, message in cases:
-        _fails_in_one_line([*base, *options], "train", message)
+        fails_in_one_line([*base, *options], "train", message)
     assert not (tmp_path / "x").exists()  # refused before anything is written
-    _fails_in_one_line(
+    fails_in_one_line(
         ["evaluate", str(run["out"]), "--data", "sunspots", "--split", "validation"],
         "evaluate",
         "split must be one of",
@@ -132,7 +115,7 @@ def test_options_of_other_tasks_and_impossible_windows_fail_in_one_line(run, tmp
 def test_linear_skip_switch_reaches_the_model(tmp_path):
     out = tmp_path / "skip"
     argv = ["train", "forecaster", "--data", "sunspots", "--out", str(out), *TINY]
-    code, _, stderr = _main([*argv, "--linear-skip", "--epochs", "1"])
+    code, _, stderr = run_cli([*argv, "--linear-skip", "--epochs", "1"])
     assert code == 0, stderr
     model = keras.saving.load_model(out / "model.keras")
     skip = model.get_layer("linear_skip").get_weights()[0]

@@ -8,8 +8,9 @@ import shlex
 
 import numpy as np
 import pytest
+from cli_support import run_cli
 
-from recurrent_zoo.cli import build_parser, main
+from recurrent_zoo.cli import build_parser
 from recurrent_zoo.commands.evaluate import format_confusion
 from recurrent_zoo.commands.train import command_line, removed_parts
 
@@ -35,13 +36,6 @@ RUN_FILES = (
 )
 
 
-def _main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def run(shared_data, tmp_path_factory):
     """One tiny training run shared by the tests of this module."""
@@ -49,7 +43,7 @@ def run(shared_data, tmp_path_factory):
     argv = ["train", "sentiment", "--data", str(shared_data), "--out", str(out)]
     # A wide & deep model, so that its own training step runs end to end.
     argv += [*TINY, "--bag-of-words", "--wide-weight", "0.6", "--quiet"]
-    code, stdout, stderr = _main(argv)
+    code, stdout, stderr = run_cli(argv)
     assert code == 0, stderr
     return {"argv": argv, "out": out, "stdout": stdout, "data": shared_data}
 
@@ -125,7 +119,7 @@ def test_metrics_match_the_saved_models_own_predictions(run):
 def test_rerunning_a_finished_run_does_not_retrain(run):
     metrics = run["out"] / "metrics.json"
     before = metrics.read_bytes(), metrics.stat().st_mtime_ns
-    code, stdout, _ = _main(run["argv"])
+    code, stdout, _ = run_cli(run["argv"])
     assert code == 0
     assert "already finished" in stdout
     assert (metrics.read_bytes(), metrics.stat().st_mtime_ns) == before
@@ -136,7 +130,7 @@ def test_a_changed_argument_is_refused(run):
     argv[argv.index("--epochs") + 1] = "3"
     metrics = run["out"] / "metrics.json"
     before = metrics.read_bytes()
-    code, _, stderr = _main(argv)
+    code, _, stderr = run_cli(argv)
     assert code == 2
     assert "epochs: 2 -> 3" in stderr and "--overwrite" in stderr
     assert metrics.read_bytes() == before
@@ -147,7 +141,7 @@ def test_evaluate_cli_reproduces_the_test_metrics(run):
     data = ["--data", str(run["data"]), "--max-per-class", "20"]
     recorded = json.loads((run["out"] / "metrics.json").read_text())["test"]
 
-    code, stdout, _ = _main(["evaluate", model, *data, "--json"])
+    code, stdout, _ = run_cli(["evaluate", model, *data, "--json"])
     assert code == 0
     report = json.loads(stdout)
     assert report["corpus"] == "imdb" and report["split"] == "test"
@@ -169,7 +163,7 @@ def test_confusion_matrix_text_lines_up():
 def test_evaluate_refuses_a_corpus_with_other_classes(run):
     model = str(run["out"] / "model.keras")
     data = ["--data", str(run["data"]), "--max-per-class", "1"]
-    code, _, stderr = _main(["evaluate", model, *data, "--corpus", "20newsgroups"])
+    code, _, stderr = run_cli(["evaluate", model, *data, "--corpus", "20newsgroups"])
     assert code == 2
     assert "classes" in stderr and "'neg', 'pos'" in stderr
 
