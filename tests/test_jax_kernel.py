@@ -21,7 +21,11 @@ pytestmark = [
 ]
 
 WORKER = Path(__file__).resolve().parent / "jax_kernel_worker.py"
-OUTPUT_TOL = 1e-5
+# XLA's CPU code (vector width, fusion, reduction order) differs from one
+# machine to the next: the same float32 cases differed by at most 5e-6 on
+# the development machine and by 1.2e-5 on CI's. A wrong step (a gate,
+# a statistic, a mask) is off by orders of magnitude more.
+OUTPUT_TOL = 1e-4
 GRADIENT_TOL = 1e-4
 
 
