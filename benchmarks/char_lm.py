@@ -3,6 +3,8 @@
     python benchmarks/char_lm.py --data ../shared/data                  # compressors
     python benchmarks/char_lm.py --data ../shared/data --model runs/lm/model.keras
     python benchmarks/char_lm.py --data ../shared/data --quick          # smoke run
+    python benchmarks/char_lm.py --data ../shared/data --model runs/lm/model.keras \
+        --save-preset imdb_char_lm                                     # ship it
 
 The text is the 25,000 test reviews as `recurrent-zoo train char_lm` holds
 them out (`load_text_documents(..., "test")`: `<br />` replaced by a
@@ -18,6 +20,13 @@ is only as good as the model: this script reports, it does not train.
 
 Results: `benchmarks/results/char_lm.{json,md}` with the command, machine
 and date; a run with `--model` adds (or replaces) that model's row.
+
+`--save-preset NAME` ships the model as `recurrent_zoo/presets/NAME.keras`,
+its weights stored as float16 (`save_compact`), and scores the shipped
+file, not the float32 one: its row and its card (`NAME.json`) give that
+file's bits per character, beside what the model's run recorded in the
+`metrics.json` next to the model file (the float32 model's test score, the
+training seconds, the command and machine).
 """
 
 from __future__ import annotations
@@ -99,6 +108,51 @@ def model_row(path: str, texts: list[str], batch_size: int) -> dict:
     }
 
 
+def run_facts(model_path: Path) -> dict:
+    """What the model's run recorded (its `metrics.json`, beside the file):
+    the float32 model's test score, training seconds and the command."""
+    metrics = model_path.parent / "metrics.json"
+    if not metrics.is_file():
+        return {}
+    recorded = json.loads(metrics.read_text())
+    facts = {
+        "float32_test_bits_per_character": recorded["test"]["bits_per_character"],
+        "train_seconds": round(float(recorded["train_seconds"]), 1),
+        "train_command": recorded["command"],
+        "train_machine": recorded["machine"],
+    }
+    return facts
+
+
+def save_preset(model_path: Path, name: str) -> Path:
+    """`model_path` stored compactly as the preset `name`; its path."""
+    import keras
+
+    from recurrent_zoo.models import save_compact
+    from recurrent_zoo.models.registry import PRESET_DIR
+
+    model = keras.saving.load_model(model_path, compile=False)
+    path = PRESET_DIR / f"{name}.keras"
+    save_compact(model, path)
+    return path
+
+
+def write_card(path: Path, row: dict, facts: dict, results: dict) -> None:
+    """The preset's card: the shipped file's score and how it was made."""
+    card = {
+        "description": "character language model trained on IMDB's reviews",
+        "test_bits_per_character": row["bits_per_character"],
+        **facts,
+        "test_characters": results["characters"],
+        "parameters": row["parameters"],
+        "storage": "float16 weights (recurrent_zoo.models.save_compact)",
+        "command": results["command"],
+        "date": results["date"],
+        "size_bytes": path.stat().st_size,
+    }
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+
 def write(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "char_lm.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -132,14 +186,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a trained .keras language model or preset")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="200 reviews only")
+    parser.add_argument(
+        "--save-preset",
+        metavar="NAME",
+        help="ship --model (a .keras file) as this preset, scored as shipped",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.save_preset and not (args.model and Path(args.model).is_file()):
+        parser.error("--save-preset needs --model, a trained .keras file")
     limit = 200 if args.quick else None
     texts = load_text_documents(args.data, "test", max_documents=limit).texts
     previous = args.results / "char_lm.json"
     rows = compressor_rows(texts)
-    if args.model:
-        rows.append(model_row(args.model, texts, args.batch_size))
+    scored = args.model
+    if args.save_preset:
+        scored = str(save_preset(Path(args.model), args.save_preset))
+    if scored:
+        rows.append(model_row(scored, texts, args.batch_size))
     if previous.is_file() and not args.quick:
         # Models scored in earlier runs on the same text keep their rows.
         old = json.loads(previous.read_text())
@@ -157,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": sorted(rows, key=lambda r: r["bits_per_character"]),
     }
     write(results, args.results)
+    if args.save_preset:
+        row = next(r for r in rows if r["method"].endswith(f"({Path(scored).name})"))
+        write_card(Path(scored), row, run_facts(Path(args.model)), results)
     print((args.results / "char_lm.md").read_text())
     return 0
 

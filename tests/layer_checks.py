@@ -5,14 +5,12 @@ input; layer-specific numerics (oracles) live in the layer's own tests.
 """
 
 import contextlib
-import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import keras
 import numpy as np
+from clean_process import run_clean
 
 _EXPORT_SCRIPT = textwrap.dedent(
     """
@@ -100,19 +98,7 @@ def check_export_without_package(model, inputs, tmp_path: Path, atol=1e-5) -> No
         "inputs": paths,
         "output": str(tmp_path / "out.npy"),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", _EXPORT_SCRIPT, json.dumps(spec)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "HOME": str(tmp_path),
-        },
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_clean(_EXPORT_SCRIPT, spec, tmp_path)
     expected = keras.ops.convert_to_numpy(model(_unwrap(inputs)))
     np.testing.assert_allclose(np.load(spec["output"]), expected, atol=atol)
 

@@ -1,14 +1,13 @@
 """The character language model's SavedModel against the Keras model it came from."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from clean_process import run_clean
 
 from recurrent_zoo.export import export_saved_model
 from recurrent_zoo.export.char_lm import CHUNK, char_lm_functions
@@ -128,19 +127,7 @@ def test_served_without_the_package(model, tmp_path):
     assert metadata["signatures"] == ["serving_default", "generate"]
     texts = ["hello world", "the mat"]
     spec = {"path": str(path), "texts": texts}
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", _CLEAN_SCRIPT, json.dumps(spec)],
-        cwd=tmp_path,  # not the repository: no `recurrent_zoo` on sys.path
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        },
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_clean(_CLEAN_SCRIPT, spec, tmp_path)
     out = json.loads(result.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(
         out["bits"], [model.bits_per_character([t]) for t in texts], atol=1e-5

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -15,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from clean_process import run_clean
 from tensorflow.core.protobuf import saved_model_pb2
 
 from recurrent_zoo.data import load_corpus, load_imdb
@@ -265,20 +265,7 @@ def test_loads_and_runs_without_the_package_on_cpu(model, exported, tmp_path):
         "texts": texts,
         "output": str(tmp_path / "out.npz"),
     }
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", _CLEAN_SCRIPT, json.dumps(spec)],
-        cwd=tmp_path,  # not the repository: no `recurrent_zoo` folder on sys.path
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "CUDA_VISIBLE_DEVICES": "",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        },
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_clean(_CLEAN_SCRIPT, spec, tmp_path)
     out = np.load(spec["output"], allow_pickle=True)
     np.testing.assert_allclose(
         out["probabilities"], model.predict_proba(texts), atol=1e-5

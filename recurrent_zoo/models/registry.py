@@ -133,11 +133,13 @@ def list_presets() -> dict[str, dict[str, Any]]:
     return cards
 
 
-def from_preset(name: str, compile: bool = True) -> TextClassifier:
+def from_preset(name: str, compile: bool = True) -> TextClassifier | CharLanguageModel:
     """A trained model shipped with the package, ready for raw strings.
 
     Args:
-        name: a key of `list_presets()`, e.g. "imdb_sentiment".
+        name: a key of `list_presets()`: "imdb_sentiment" and
+            "newsgroups_topic" (`TextClassifier`s), "imdb_char_lm" (a
+            `CharLanguageModel`).
         compile: restore the training configuration too (needed to keep
             fitting; not needed to predict).
 

@@ -1,4 +1,5 @@
-"""The shipped presets load from the package and classify real reviews."""
+"""The shipped presets load from the package, classify real reviews and
+score them in bits per character as their cards say."""
 
 import io
 import zipfile
@@ -7,15 +8,22 @@ import h5py
 import numpy as np
 import pytest
 
-from recurrent_zoo.data import load_imdb, load_newsgroups
-from recurrent_zoo.models import TextClassifier, from_preset, list_presets
+from recurrent_zoo.data import load_imdb, load_newsgroups, load_text_documents
+from recurrent_zoo.models import (
+    CharLanguageModel,
+    TextClassifier,
+    from_preset,
+    list_presets,
+)
 from recurrent_zoo.models.registry import PRESET_DIR
+
+CLASSIFIERS = ("imdb_sentiment", "newsgroups_topic")
 
 
 def test_cards_describe_shipped_files():
     cards = list_presets()
-    assert {"imdb_sentiment", "newsgroups_topic"} <= set(cards)
-    for card in cards.values():
+    assert {*CLASSIFIERS, "imdb_char_lm"} <= set(cards)
+    for card in (cards[name] for name in CLASSIFIERS):
         assert card["command"].startswith("python benchmarks/accuracy.py")
         assert 0.5 < card["test_accuracy"] <= 1.0
         # The shipped file's own score, beside the float32 model's.
@@ -24,7 +32,18 @@ def test_cards_describe_shipped_files():
         )
 
 
-@pytest.mark.parametrize("name", ["imdb_sentiment", "newsgroups_topic"])
+def test_the_char_lm_card_gives_the_shipped_file_and_its_training():
+    card = list_presets()["imdb_char_lm"]
+    assert card["command"].startswith("python benchmarks/char_lm.py")
+    assert card["train_command"].startswith("recurrent-zoo train char_lm")
+    assert card["test_characters"] == 31_844_420  # all 25,000 test reviews
+    # float16 storage moves the score by far less than a hundredth of a bit.
+    assert card["test_bits_per_character"] == pytest.approx(
+        card["float32_test_bits_per_character"], abs=0.005
+    )
+
+
+@pytest.mark.parametrize("name", [*CLASSIFIERS, "imdb_char_lm"])
 def test_presets_store_float16_and_load_as_float32(name):
     path = PRESET_DIR / f"{name}.keras"
     with zipfile.ZipFile(path) as archive:
@@ -65,6 +84,21 @@ def test_newsgroups_topic_classifies_real_test_posts(shared_data):
     accuracy = float(np.mean(predicted == test.labels))
     # 300 posts: a wider margin than for IMDB's two classes.
     assert accuracy > list_presets()["newsgroups_topic"]["test_accuracy"] - 0.1
+
+
+def test_imdb_char_lm_scores_real_test_reviews_near_its_card(shared_data):
+    model = from_preset("imdb_char_lm", compile=False)
+    assert isinstance(model, CharLanguageModel)
+    # 100 of the test reviews the card was measured on (about 130,000
+    # characters): reviews differ, so the slice lands near the card, not on it.
+    test = load_text_documents(shared_data, "test", max_documents=100)
+    bits = model.bits_per_character(test.texts)
+    card = list_presets()["imdb_char_lm"]
+    assert abs(bits - card["test_bits_per_character"]) < 0.15, bits
+    # The same characters in a random order: no words left to predict.
+    rng = np.random.default_rng(0)
+    shuffled = ["".join(rng.permutation(list(t))) for t in test.texts[:20]]
+    assert model.bits_per_character(shuffled) > bits + 1.5
 
 
 def test_unknown_preset_lists_the_known_ones():
