@@ -115,13 +115,12 @@ def run_facts(model_path: Path) -> dict:
     if not metrics.is_file():
         return {}
     recorded = json.loads(metrics.read_text())
-    facts = {
+    return {
         "float32_test_bits_per_character": recorded["test"]["bits_per_character"],
         "train_seconds": round(float(recorded["train_seconds"]), 1),
         "train_command": recorded["command"],
         "train_machine": recorded["machine"],
     }
-    return facts
 
 
 def save_preset(model_path: Path, name: str) -> Path:
@@ -197,17 +196,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--save-preset needs --model, a trained .keras file")
     limit = 200 if args.quick else None
     texts = load_text_documents(args.data, "test", max_documents=limit).texts
+    characters = sum(len(t) for t in texts)
     previous = args.results / "char_lm.json"
     rows = compressor_rows(texts)
     scored = args.model
     if args.save_preset:
         scored = str(save_preset(Path(args.model), args.save_preset))
-    if scored:
-        rows.append(model_row(scored, texts, args.batch_size))
+    model = model_row(scored, texts, args.batch_size) if scored else None
+    if model:
+        rows.append(model)
     if previous.is_file() and not args.quick:
         # Models scored in earlier runs on the same text keep their rows.
         old = json.loads(previous.read_text())
-        if old.get("characters") == sum(len(t) for t in texts):
+        if old.get("characters") == characters:
             names = {row["method"] for row in rows}
             rows += [
                 r
@@ -217,13 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         **run_record(["benchmarks/char_lm.py", *(argv or sys.argv[1:])]),
         "documents": len(texts),
-        "characters": sum(len(t) for t in texts),
+        "characters": characters,
         "rows": sorted(rows, key=lambda r: r["bits_per_character"]),
     }
     write(results, args.results)
     if args.save_preset:
-        row = next(r for r in rows if r["method"].endswith(f"({Path(scored).name})"))
-        write_card(Path(scored), row, run_facts(Path(args.model)), results)
+        write_card(Path(scored), model, run_facts(Path(args.model)), results)
     print((args.results / "char_lm.md").read_text())
     return 0
 
