@@ -123,9 +123,19 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     model.add_argument(
+        "--naive-bayes-buckets",
+        type=int,
+        help=(
+            "add NBSVM beside the recurrent classifier: unigrams and bigrams "
+            "of the whole text hashed into this many buckets (0: none)"
+        ),
+    )
+    model.add_argument(
         "--wide-weight",
         type=float,
-        help="with a bag of words, the linear classifier's share of the output",
+        help=(
+            "with a bag of words or NBSVM, the linear classifier's share of the output"
+        ),
     )
     _add_forecaster_arguments(parser)
 
@@ -217,6 +227,7 @@ _MODEL_OPTIONS = (
     "cell",
     "dropout",
     "bag_of_words",
+    "naive_bayes_buckets",
     "wide_weight",
     "horizon",
     "window",

@@ -1,6 +1,6 @@
 """Keras layers: SimpleRNN, LayerNormLSTM, LayerNormGRU, MinGRU, MinLSTM,
 Bidirectional, Bahdanau attention, and the text classifier's helpers
-(attention pooling, TF-IDF bag of words)."""
+(attention pooling, TF-IDF bag of words, NBSVM)."""
 
 from recurrent_zoo.layers.attention_pooling import AttentionPooling
 from recurrent_zoo.layers.bag_of_words import TfIdfBagOfWords
@@ -12,6 +12,7 @@ from recurrent_zoo.layers.layer_norm_lstm import LayerNormLSTM
 from recurrent_zoo.layers.layer_norm_lstm_cell import LayerNormLSTMCell
 from recurrent_zoo.layers.min_gru import MinGRU, MinGRUCell
 from recurrent_zoo.layers.min_lstm import MinLSTM, MinLSTMCell
+from recurrent_zoo.layers.naive_bayes_ngrams import NaiveBayesNgrams
 from recurrent_zoo.layers.simple_rnn import SimpleRNN
 from recurrent_zoo.layers.simple_rnn_cell import SimpleRNNCell
 
@@ -27,6 +28,7 @@ __all__ = [
     "MinGRUCell",
     "MinLSTM",
     "MinLSTMCell",
+    "NaiveBayesNgrams",
     "SimpleRNN",
     "SimpleRNNCell",
     "TfIdfBagOfWords",

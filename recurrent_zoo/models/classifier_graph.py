@@ -16,6 +16,7 @@ from recurrent_zoo.layers import Bidirectional
 from recurrent_zoo.layers.bag_of_words import TfIdfBagOfWords
 from recurrent_zoo.layers.checks import check_positive_int, check_rate
 from recurrent_zoo.layers.hashed_bigrams import HashedBigramEmbedding
+from recurrent_zoo.layers.naive_bayes_ngrams import NaiveBayesNgrams
 
 __all__ = ["encoder", "head"]
 
@@ -75,6 +76,7 @@ def head(
     classes: int,
     vocabulary_size: int,
     bag_of_words: bool,
+    naive_bayes_buckets: int,
     wide_weight: float,
 ) -> tuple[Any, keras.Model | None]:
     """The class probabilities over the pooled sequence (and, with a bag of
@@ -82,25 +84,32 @@ def head(
     binary = classes == 2
     outputs = 1 if binary else classes
     activation = "sigmoid" if binary else "softmax"
-    if not bag_of_words:
+    if not (bag_of_words or naive_bayes_buckets):
         probabilities = keras.layers.Dense(
             outputs, activation=activation, name="probabilities"
         )(pooled)
         return probabilities, None
-    bag = TfIdfBagOfWords(vocabulary_size, name="bag_of_words")(ids)
-    # Adam moves each weight by about the learning rate whatever its
-    # gradient, so a logit over a unit-norm input moves slowly. x10
-    # came from the one-logit model, where at x1 the linear part
-    # barely learned before the pair fitted the training set; it was
-    # kept, not measured again, when the parts got their own losses.
-    bag = keras.layers.Rescaling(_WIDE_SCALE, name="bag_scale")(bag)
     deep = keras.layers.Activation(activation, name="deep_probabilities")(
         keras.layers.Dense(outputs, name="deep_logits")(pooled)
     )
-    # Zeros, as a linear model starts: uniform until it learns.
-    wide = keras.layers.Activation(activation, name="wide_probabilities")(
-        keras.layers.Dense(outputs, kernel_initializer="zeros", name="wide_logits")(bag)
-    )
+    if naive_bayes_buckets:
+        # Fitted by `adapt`, from the raw text (all of it, not the ids).
+        wide_logits = NaiveBayesNgrams(
+            naive_bayes_buckets, classes, name="naive_bayes"
+        )(text)
+    else:
+        bag = TfIdfBagOfWords(vocabulary_size, name="bag_of_words")(ids)
+        # Adam moves each weight by about the learning rate whatever its
+        # gradient, so a logit over a unit-norm input moves slowly. x10
+        # came from the one-logit model, where at x1 the linear part
+        # barely learned before the pair fitted the training set; it was
+        # kept, not measured again, when the parts got their own losses.
+        bag = keras.layers.Rescaling(_WIDE_SCALE, name="bag_scale")(bag)
+        # Zeros, as a linear model starts: uniform until it learns.
+        wide_logits = keras.layers.Dense(
+            outputs, kernel_initializer="zeros", name="wide_logits"
+        )(bag)
+    wide = keras.layers.Activation(activation, name="wide_probabilities")(wide_logits)
     probabilities = keras.layers.Add(name="probabilities")(
         [
             keras.layers.Rescaling(1.0 - wide_weight, name="deep_share")(deep),

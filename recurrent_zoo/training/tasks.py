@@ -111,8 +111,9 @@ class ClassificationTask(ArchitectureTask):
     def adapt(self, model: keras.Model, data: TextClassificationData) -> list[str]:
         # Deterministic (ties in frequency go by the word), so workers that
         # adapt on the same texts agree. Given a vocabulary, adapt only sets
-        # what else comes from the texts (the bag of words' IDF).
-        model.adapt(data.texts)
+        # what else comes from the texts (the bag of words' IDF, the NBSVM
+        # part, which alone reads the labels).
+        model.adapt(data.texts, labels=data.labels)
         return list(model.vectorizer.get_vocabulary(False))
 
     def batches(
