@@ -221,6 +221,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         verbose=2,
     )
     model = keras.saving.load_model(out / "model.keras", compile=False)
+    parts = part_accuracies(model, test_data)
     pretrain_seconds = (metrics.get("pretraining") or {}).get("seconds", 0.0)
     refit_seconds = (metrics.get("refit") or {}).get("train_seconds", 0.0)
     result = {
@@ -243,6 +244,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
             "val_accuracy": metrics["history"].get("val_accuracy"),
             "config": model.get_config(),
             "parameters": model.count_params(),
+            # A wide & deep model's parts on the same test texts.
+            "part_test_accuracy": parts,
         },
         "baseline": baseline,
         "reference_baseline_accuracy": REFERENCE.get(name),
@@ -254,6 +257,22 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     if args.save_presets and recipe.preset and not args.quick and first_seed:
         save_preset(model, recipe, result, args)
     return result
+
+
+def part_accuracies(model: keras.Model, test) -> dict | None:
+    """Test accuracy of a wide & deep model's recurrent part, its linear
+    part and their mix (what it outputs); None for a model of one part."""
+    parts = getattr(model, "_parts", None)
+    if parts is None:
+        return None
+    texts = np.asarray(test.texts, dtype=object)
+    outputs = parts.predict(texts, batch_size=256, verbose=0)
+    labels = np.asarray(test.labels)
+    scores = {}
+    for name, p in zip(("recurrent", "linear", "mixed"), outputs, strict=True):
+        guess = (p[:, 0] > 0.5).astype(int) if p.shape[1] == 1 else p.argmax(axis=1)
+        scores[name] = float(np.mean(guess == labels))
+    return scores
 
 
 def vocabulary_sized(model: keras.Model) -> dict[str, np.ndarray]:
@@ -379,7 +398,16 @@ def write(results: dict, quick: bool) -> None:
             f"- {name}: `{r['command']}` on {machine['cpu']} "
             f"({machine['cpu_count']} cores, GPUs: {machine['gpus'] or 'none'}), "
             f"TF {machine['tensorflow']}, Keras {machine['keras']}"
+            + (f". {r['note']}" if r.get("note") else "")
         )
+        for run in r.get("seeds", [r]):
+            parts = run["model"].get("part_test_accuracy")
+            if parts:
+                lines.append(
+                    f"  - seed {run['seed']}: recurrent part alone "
+                    f"{parts['recurrent']:.4f}, linear part alone "
+                    f"{parts['linear']:.4f}, mixed {parts['mixed']:.4f} (test)"
+                )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -337,3 +337,25 @@ def test_forecasting_script_writes_its_results(tmp_path):
             expected[row["beats_statistical_model"]],
         ]
     assert (tmp_path / "forecasting_quick_sunspots.png").stat().st_size > 10_000
+
+
+def test_accuracy_reports_each_part_of_a_wide_model():
+    import accuracy
+    from tiny_models import TEXTS, TINY
+
+    from recurrent_zoo.data.text_data import TextClassificationData
+    from recurrent_zoo.models import TextClassifier
+
+    labels = [1, 0, 1, 0, 0]
+    model = TextClassifier(("neg", "pos"), **TINY, naive_bayes_buckets=512)
+    model.adapt(TEXTS, labels=labels)
+    test = TextClassificationData(list(TEXTS), labels, ("neg", "pos"))
+    parts = accuracy.part_accuracies(model, test)
+    mixed = model.predict_proba(TEXTS).argmax(axis=1)
+    assert parts["mixed"] == np.mean(mixed == labels)
+    # Its own training texts: NBSVM alone fits them.
+    assert parts["linear"] == 1.0
+    deep, _, _ = model._parts.predict(np.asarray(TEXTS, dtype=object), verbose=0)
+    assert parts["recurrent"] == np.mean((deep[:, 0] > 0.5) == labels)
+    plain = TextClassifier(("neg", "pos"), **TINY)
+    assert accuracy.part_accuracies(plain, test) is None

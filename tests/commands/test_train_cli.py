@@ -220,3 +220,24 @@ def test_refit_flag_round_trips_through_the_recorded_command():
     assert build_parser().parse_args(words[1:]).refit is True
     plain = build_parser().parse_args(["train", "topic"])
     assert plain.refit is False and "--refit" not in command_line(plain)
+
+
+def test_naive_bayes_buckets_train_an_nbsvm_part_on_the_training_labels(
+    shared_data, tmp_path
+):
+    import keras
+
+    out = tmp_path / "nb"
+    argv = ["train", "sentiment", "--data", str(shared_data), "--out", str(out)]
+    argv += [*TINY, "--naive-bayes-buckets", "4096", "--wide-weight", "0.5"]
+    code, _, stderr = run_cli([*argv, "--quiet", "--epochs", "1"])
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["arguments"]["overrides"]["naive_bayes_buckets"] == 4096
+    words = shlex.split(metrics["command"])
+    assert build_parser().parse_args(words[1:]).naive_bayes_buckets == 4096
+    model = keras.saving.load_model(out / "model.keras")
+    assert (model.naive_bayes_buckets, model.wide_weight) == (4096, 0.5)
+    # Fitted on the run's training part (its labels), not left at zero.
+    layer = model.get_layer("naive_bayes")
+    assert np.count_nonzero(layer.kernel.numpy()) > 100

@@ -82,6 +82,7 @@ CASES = [
         rz.AttentionPooling,
         ATTENTION,
     ),  # fmt: skip
+    (rz.NaiveBayesNgrams, dict(buckets=64, classes=3, alpha=0.5)),
     (
         rz.Bidirectional,
         dict(

@@ -17,6 +17,7 @@ MODULES = [
     "recurrent_zoo.layers.layer_norm_lstm_cell",
     "recurrent_zoo.layers.min_gru",
     "recurrent_zoo.layers.min_lstm",
+    "recurrent_zoo.layers.naive_bayes_ngrams",
     "recurrent_zoo.layers.simple_rnn",
     "recurrent_zoo.layers.simple_rnn_cell",
     "recurrent_zoo.layers.trim_padding",

@@ -14,6 +14,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from tiny_models import TEXTS, TINY
 
 from recurrent_zoo.data import load_imdb
+from recurrent_zoo.layers import NaiveBayesNgrams
 from recurrent_zoo.models import CELLS, TextClassifier, get, list_models
 from recurrent_zoo.models.standardize import standardize_text
 
@@ -42,6 +43,9 @@ def reviews(shared_data):
         ({"embedding_dim": -2}, "-2"),
         ({"bigram_buckets": -1}, "-1"),
         ({"bag_of_words": "yes"}, "'yes'"),
+        ({"naive_bayes_buckets": -4}, "-4"),
+        ({"naive_bayes_buckets": 2.5}, "2.5"),
+        ({"naive_bayes_buckets": 64, "bag_of_words": True}, "choose one"),
         ({"wide_weight": 1.5}, "1.5"),
         ({"wide_weight": -0.1}, "-0.1"),
         ({"wide_weight": "0.5"}, "'0.5'"),
@@ -127,6 +131,38 @@ def test_wide_and_deep_output_mixes_a_linear_tfidf_classifier(wide_weight):
     wide = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     expected = (1 - wide_weight) / 3 + wide_weight * wide
     np.testing.assert_allclose(model.predict_proba(TEXTS), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("class_names", [("neg", "pos"), ("a", "b", "c")])
+def test_nbsvm_part_is_fitted_by_adapt_and_mixed_into_the_output(class_names):
+    model = TextClassifier(
+        class_names, **TINY, naive_bayes_buckets=1024, wide_weight=0.3
+    )
+    with pytest.raises(ValueError, match="adapt\\(texts, labels=labels\\)"):
+        model.adapt(TEXTS)
+    labels = np.arange(len(TEXTS)) % len(class_names)
+    model.adapt(TEXTS, labels=labels)
+    # The layer on its own, fitted to the same texts, is the wide part.
+    alone = NaiveBayesNgrams(1024, len(class_names))
+    alone.adapt(TEXTS, labels)
+    logits = alone(tf.constant(TEXTS)).numpy()
+    deep = model.get_layer("deep_logits")
+    deep.set_weights([np.zeros_like(w) for w in deep.get_weights()])
+    if len(class_names) == 2:
+        wide = 1 / (1 + np.exp(-logits[:, 0]))
+        expected = np.stack([1 - wide, wide], axis=1)
+    else:
+        wide = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        expected = wide
+    uniform = 1 / len(class_names)
+    expected = 0.7 * uniform + 0.3 * expected
+    np.testing.assert_allclose(model.predict_proba(TEXTS), expected, atol=1e-5)
+    # Fitted, not trained: fit leaves it as adapt set it.
+    before = model.get_layer("naive_bayes").kernel.numpy()
+    model.compile()
+    x = np.asarray(TEXTS, dtype=object)
+    model.fit(x, labels, epochs=1, batch_size=4, verbose=0)
+    np.testing.assert_array_equal(model.get_layer("naive_bayes").kernel, before)
 
 
 @pytest.mark.parametrize("class_names", [("neg", "pos"), ("a", "b", "c")])
@@ -216,12 +252,14 @@ def test_config_round_trip_covers_every_argument():
     assert init_args - {"vocabulary", "kwargs"} <= set(config)
 
 
-@pytest.mark.parametrize("bag_of_words", [False, True])
-def test_keras_file_keeps_vocabulary_weights_and_optimizer(
-    tmp_path, reviews, bag_of_words
-):
-    model = get("sentiment", **TINY, bag_of_words=bag_of_words)
-    model.adapt(reviews.texts)
+@pytest.mark.parametrize("wide", ["none", "bag_of_words", "naive_bayes"])
+def test_keras_file_keeps_vocabulary_weights_and_optimizer(tmp_path, reviews, wide):
+    bag_of_words = wide == "bag_of_words"
+    buckets = 4096 if wide == "naive_bayes" else 0
+    model = get(
+        "sentiment", **TINY, bag_of_words=bag_of_words, naive_bayes_buckets=buckets
+    )
+    model.adapt(reviews.texts, labels=reviews.labels)
     model.compile()
     x = np.asarray(reviews.texts, dtype=object)
     model.fit(x, reviews.labels, epochs=1, batch_size=16, verbose=0)
@@ -240,6 +278,10 @@ def test_keras_file_keeps_vocabulary_weights_and_optimizer(
         idf = loaded.get_layer("bag_of_words").idf.numpy()
         np.testing.assert_array_equal(idf, model.get_layer("bag_of_words").idf)
         assert len(set(idf[2:50].tolist())) > 1
+    if buckets:  # fitted by adapt, saved as weights
+        kernel = loaded.get_layer("naive_bayes").kernel.numpy()
+        np.testing.assert_array_equal(kernel, model.get_layer("naive_bayes").kernel)
+        assert np.count_nonzero(kernel) > 100
     loaded.fit(x, reviews.labels, epochs=1, batch_size=16, verbose=0)
 
 
