@@ -110,8 +110,9 @@ class NaiveBayesNgrams(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         rows, columns = self.grams(inputs)
+        # Gathered, then cast: only the present buckets, not all of them.
         logits = tf.math.unsorted_segment_sum(
-            tf.gather(tf.cast(self.kernel, self.compute_dtype), columns),
+            tf.cast(tf.gather(self.kernel, columns), self.compute_dtype),
             rows,
             num_segments=tf.shape(inputs, out_type=tf.int64)[0],
         )
@@ -194,13 +195,13 @@ class NaiveBayesNgrams(keras.layers.Layer):
         kernel = np.zeros((self.buckets, self.outputs), np.float32)
         bias = np.zeros(self.outputs, np.float32)
         for k, positive in enumerate(targets):
-            p = self.alpha + np.asarray(x[positive].sum(axis=0)).ravel()
-            q = self.alpha + np.asarray(x[~positive].sum(axis=0)).ravel()
-            ratio = np.log(p / p.sum()) - np.log(q / q.sum())
             if positive.all() or not positive.any():
                 # One class only: no regression to fit, the prior alone.
                 bias[k] = 30.0 if positive.all() else -30.0
                 continue
+            p = self.alpha + np.asarray(x[positive].sum(axis=0)).ravel()
+            q = self.alpha + np.asarray(x[~positive].sum(axis=0)).ravel()
+            ratio = np.log(p / p.sum()) - np.log(q / q.sum())
             regression = LogisticRegression(
                 C=c, solver="liblinear", dual=True, max_iter=2000, random_state=0
             ).fit(x @ scipy.sparse.diags(ratio), positive)
