@@ -31,6 +31,7 @@ class NaiveBayesNgrams(keras.layers.Layer):
         x_f     = 1 if some gram hashes to bucket f, else 0    (binary)
         r_c     = log((alpha + sum_{y=c} x) / |.|_1)
                   - log((alpha + sum_{y!=c} x) / |.|_1)   (naive-Bayes ratio)
+        r_cf    = 0 where bucket f is in fewer than min_count training texts
         logit_c = sum_f x_f r_cf w_cf + b_c
 
     `w_c`, `b_c` are an L2-regularized logistic regression on the scaled
@@ -55,6 +56,11 @@ class NaiveBayesNgrams(keras.layers.Layer):
         classes: number of classes; two give one logit (sigmoid), more give
             one logit per class (softmax over one-vs-rest scores).
         alpha: the naive-Bayes smoothing count.
+        min_count: buckets present in fewer training texts than this get no
+            weight (as scikit-learn's `min_df`; the TF-IDF baseline of
+            `benchmarks/accuracy.py` uses 2 too): a gram seen once says more
+            about its review than about its class, and the zeros keep a
+            saved model small.
 
     Call arguments:
         inputs: string tensor `(batch,)` (or `(batch, 1)`) of raw texts.
@@ -72,7 +78,12 @@ class NaiveBayesNgrams(keras.layers.Layer):
     """
 
     def __init__(
-        self, buckets: int = 2**20, classes: int = 2, alpha: float = 1.0, **kwargs: Any
+        self,
+        buckets: int = 2**20,
+        classes: int = 2,
+        alpha: float = 1.0,
+        min_count: int = 2,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.buckets = check_positive_int("buckets", buckets)
@@ -82,6 +93,7 @@ class NaiveBayesNgrams(keras.layers.Layer):
         if not float(alpha) > 0.0:  # also rejects NaN
             raise ValueError(f"alpha must be positive. Received: alpha={alpha!r}")
         self.alpha = float(alpha)
+        self.min_count = check_positive_int("min_count", min_count)
         self.outputs = 1 if classes == 2 else classes
         self.chosen_c: float | None = None
 
@@ -194,6 +206,8 @@ class NaiveBayesNgrams(keras.layers.Layer):
         )
         kernel = np.zeros((self.buckets, self.outputs), np.float32)
         bias = np.zeros(self.outputs, np.float32)
+        # x is binary: its column sums are document frequencies.
+        rare = np.asarray(x.sum(axis=0)).ravel() < self.min_count
         for k, positive in enumerate(targets):
             if positive.all() or not positive.any():
                 # One class only: no regression to fit, the prior alone.
@@ -202,6 +216,7 @@ class NaiveBayesNgrams(keras.layers.Layer):
             p = self.alpha + np.asarray(x[positive].sum(axis=0)).ravel()
             q = self.alpha + np.asarray(x[~positive].sum(axis=0)).ravel()
             ratio = np.log(p / p.sum()) - np.log(q / q.sum())
+            ratio[rare] = 0.0  # a zero column: liblinear gives it no weight
             regression = LogisticRegression(
                 C=c, solver="liblinear", dual=True, max_iter=2000, random_state=0
             ).fit(x @ scipy.sparse.diags(ratio), positive)
@@ -215,4 +230,5 @@ class NaiveBayesNgrams(keras.layers.Layer):
             "buckets": self.buckets,
             "classes": self.classes,
             "alpha": self.alpha,
+            "min_count": self.min_count,
         }

@@ -39,11 +39,13 @@ def _python_features(texts, buckets=BUCKETS):
     return np.stack(rows)
 
 
-def _nbsvm(x, positive, c, alpha=1.0):
-    """NB log-count ratios and a logistic regression on the scaled features."""
+def _nbsvm(x, positive, c, alpha=1.0, min_count=2):
+    """NB log-count ratios and a logistic regression on the scaled features;
+    buckets in fewer than `min_count` texts scaled to zero."""
     p = alpha + x[positive].sum(axis=0)
     q = alpha + x[~positive].sum(axis=0)
     ratio = np.log(p / p.sum()) - np.log(q / q.sum())
+    ratio[(x > 0).sum(axis=0) < min_count] = 0.0
     regression = LogisticRegression(
         C=c, solver="liblinear", dual=True, max_iter=2000, random_state=0
     ).fit(scipy.sparse.csr_matrix(x * ratio), positive)
@@ -77,9 +79,16 @@ def test_two_class_adapt_is_nbsvm():
     layer.adapt(texts, labels)
     # Too few texts to hold a tenth out: the middle of the grid.
     assert layer.chosen_c == C_GRID[len(C_GRID) // 2]
-    kernel, bias = _nbsvm(_python_features(texts), labels == 1, layer.chosen_c)
+    x = _python_features(texts)
+    kernel, bias = _nbsvm(x, labels == 1, layer.chosen_c)
     np.testing.assert_allclose(layer.kernel.numpy()[:, 0], kernel, atol=1e-5)
     np.testing.assert_allclose(layer.bias.numpy(), [bias], atol=1e-5)
+    # "moving plot" is in one text: no weight; "moving" is in two.
+    seen_once = tf.strings.to_hash_bucket_fast(["moving plot"], BUCKETS).numpy()[0]
+    seen_twice = tf.strings.to_hash_bucket_fast(["moving"], BUCKETS).numpy()[0]
+    assert x[:, seen_once].sum() == 1 and x[:, seen_twice].sum() == 2
+    assert layer.kernel.numpy()[seen_once, 0] == 0.0
+    assert layer.kernel.numpy()[seen_twice, 0] > 0.0
     logits = layer(tf.constant(["great moving film", "tired dull film"])).numpy()
     assert logits[0, 0] > 0 > logits[1, 0]
     assert layer.trainable_weights == []
@@ -88,11 +97,11 @@ def test_two_class_adapt_is_nbsvm():
 def test_more_classes_are_one_against_the_rest():
     texts = POSITIVE + NEGATIVE + ["the sea", "a calm sea", "sea and sky"]
     labels = np.repeat([0, 1, 2], 3)
-    layer = NaiveBayesNgrams(BUCKETS, classes=3, alpha=0.5)
+    layer = NaiveBayesNgrams(BUCKETS, classes=3, alpha=0.5, min_count=1)
     layer.adapt(texts, labels)
     x = _python_features(texts)
     for k in range(3):
-        kernel, bias = _nbsvm(x, labels == k, layer.chosen_c, alpha=0.5)
+        kernel, bias = _nbsvm(x, labels == k, layer.chosen_c, alpha=0.5, min_count=1)
         np.testing.assert_allclose(layer.kernel.numpy()[:, k], kernel, atol=1e-5)
         np.testing.assert_allclose(layer.bias.numpy()[k], bias, atol=1e-5)
     logits = layer(tf.constant(["calm sky", "great film", "dull film"])).numpy()
@@ -129,6 +138,7 @@ def test_hostile_texts_give_finite_logits():
         ({"classes": 1}, "classes=1"),
         ({"alpha": 0.0}, "alpha=0.0"),
         ({"alpha": float("nan")}, "alpha=nan"),
+        ({"min_count": 0}, "min_count=0"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, quoted):
@@ -145,7 +155,9 @@ def test_adapt_rejects_bad_labels():
 
 
 def test_config_saving_and_export_keep_the_fit(tmp_path):
-    check_config_round_trip(NaiveBayesNgrams(64, classes=3, alpha=0.5, name="nb"))
+    check_config_round_trip(
+        NaiveBayesNgrams(64, classes=3, alpha=0.5, min_count=3, name="nb")
+    )
     text = keras.Input((), dtype="string")
     layer = NaiveBayesNgrams(BUCKETS)
     model = keras.Model(text, layer(text))
