@@ -207,14 +207,16 @@ class NaiveBayesNgrams(keras.layers.Layer):
         kernel = np.zeros((self.buckets, self.outputs), np.float32)
         bias = np.zeros(self.outputs, np.float32)
         # x is binary: its column sums are document frequencies.
-        rare = np.asarray(x.sum(axis=0)).ravel() < self.min_count
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        rare = counts < self.min_count
         for k, positive in enumerate(targets):
             if positive.all() or not positive.any():
                 # One class only: no regression to fit, the prior alone.
                 bias[k] = 30.0 if positive.all() else -30.0
                 continue
-            p = self.alpha + np.asarray(x[positive].sum(axis=0)).ravel()
-            q = self.alpha + np.asarray(x[~positive].sum(axis=0)).ravel()
+            in_class = np.asarray(x[positive].sum(axis=0)).ravel()
+            p = self.alpha + in_class
+            q = self.alpha + (counts - in_class)  # the rest, without a copy of x
             ratio = np.log(p / p.sum()) - np.log(q / q.sum())
             ratio[rare] = 0.0  # a zero column: liblinear gives it no weight
             regression = LogisticRegression(
