@@ -25,7 +25,10 @@ Benchmarks: `imdb` (sentiment), `imdb_layer_norm_gru` and `imdb_min_gru`
 removed, as scikit-learn's `remove=`). Each finished benchmark is merged into
 `benchmarks/results/accuracy.{json,md}` at once, so an interrupted run keeps
 what it finished. Runs (checkpoints, curves, models) go to
-`benchmarks/runs/` (not committed); rerunning resumes an interrupted model.
+`benchmarks/runs/` (not committed); rerunning resumes an interrupted model,
+and `--resume` keeps the seeds a row already holds from the same recipe
+(each run records its `Recipe`), so a cut-off `--seeds 0,1,2` run finishes
+with only its missing seeds trained.
 `--save-presets` copies the trained models into `recurrent_zoo/presets/`,
 their weights stored as float16 and the vocabulary-sized matrices rounded to
 a grid of at most a quarter of their rms (`save_compact`, a sixth of the
@@ -40,7 +43,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +255,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         "baseline": baseline,
         "reference_baseline_accuracy": REFERENCE.get(name),
         "seed": args.seed,
+        "recipe": recipe_record(recipe),
         **run_record(),
     }
     # Only the first seed's model ships (`over_seeds` keeps its row).
@@ -259,6 +263,25 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     if args.save_presets and recipe.preset and not args.quick and first_seed:
         save_preset(model, recipe, result, args)
     return result
+
+
+def recipe_record(recipe: Recipe) -> dict:
+    """The recipe as stored with each run (JSON types, so it compares equal
+    to what a results file reads back)."""
+    return json.loads(json.dumps(asdict(recipe)))
+
+
+def recorded_runs(row: dict | None, name: str, seeds: list[int]) -> dict[int, dict]:
+    """The runs of `seeds` already in a benchmark's row made by its current
+    recipe, by seed: what `--resume` keeps instead of training again."""
+    if not row:
+        return {}
+    current = recipe_record(BENCHMARKS[name])
+    return {
+        run["seed"]: run
+        for run in row.get("seeds", [row])
+        if run["seed"] in seeds and run.get("recipe") == current
+    }
 
 
 def part_accuracies(model: keras.Model, test) -> dict | None:
@@ -408,7 +431,9 @@ def write(results: dict, quick: bool) -> None:
                 lines.append(
                     f"  - seed {run['seed']}: recurrent part alone "
                     f"{parts['recurrent']:.4f}, linear part alone "
-                    f"{parts['linear']:.4f}, mixed {parts['mixed']:.4f} (test)"
+                    f"{parts['linear']:.4f}, mixed {parts['mixed']:.4f} (test); "
+                    f"{run['model']['train_seconds'] / 60:.1f} min on "
+                    f"{run['machine']['cpu']}"
                 )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
@@ -440,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--save-presets", action="store_true")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs of these seeds already in the results made by the "
+        "same recipe, run only the others (finishes an interrupted --seeds run)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="tiny slices, writes accuracy_quick.*"
     )
     args = parser.parse_args(argv)
@@ -452,11 +483,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
     for name in names:
+        kept = recorded_runs(results.get(name), name, args.seeds) if args.resume else {}
         runs = []
         for seed in args.seeds:
-            runs.append(
-                run_one(name, argparse.Namespace(**{**vars(args), "seed": seed}))
-            )
+            if seed in kept:
+                print(f"[{name}] seed {seed}: kept from the results file", flush=True)
+                runs.append(kept[seed])
+            else:
+                namespace = argparse.Namespace(**{**vars(args), "seed": seed})
+                runs.append(run_one(name, namespace))
             results[name] = over_seeds(runs)
             write(results, args.quick)  # what finished so far, at once
     return 0

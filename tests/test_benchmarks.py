@@ -262,6 +262,36 @@ def test_an_accuracy_row_reports_the_spread_over_its_seeds():
     assert accuracy._mean_std(one, "model") == "0.9000"
 
 
+def test_resume_keeps_the_recorded_seeds_of_the_same_recipe_only(tmp_path, monkeypatch):
+    import accuracy
+
+    monkeypatch.setattr(accuracy, "RESULTS", tmp_path)
+    recipe = accuracy.recipe_record(accuracy.BENCHMARKS["imdb"])
+    older = {**recipe, "overrides": []}  # another recipe's run of seed 1
+    runs = [
+        {**_run(0, 0.92, 0.90), "recipe": recipe},
+        {**_run(1, 0.91, 0.90), "recipe": older},
+    ]
+    row = accuracy.over_seeds(runs)
+    assert list(accuracy.recorded_runs(row, "imdb", [0, 1, 2])) == [0]
+    assert accuracy.recorded_runs(row, "imdb", [1, 2]) == {}
+    assert accuracy.recorded_runs(None, "imdb", [0]) == {}
+    # A resumed run trains only what it does not keep, in seed order.
+    trained = []
+
+    def run_one(name, args):
+        trained.append(args.seed)
+        return {**_run(args.seed, 0.93, 0.90), "recipe": recipe}
+
+    monkeypatch.setattr(accuracy, "run_one", run_one)
+    monkeypatch.setattr(accuracy, "write", lambda results, quick: None)
+    (tmp_path / "accuracy.json").write_text(json.dumps({"imdb": row}))
+    accuracy.main(["--only", "imdb", "--seeds", "0,1", "--resume"])
+    assert trained == [1]
+    accuracy.main(["--only", "imdb", "--seeds", "0,1"])  # no --resume: all
+    assert trained == [1, 0, 1]
+
+
 @pytest.mark.slow  # two tiny pretrain-and-train runs, one repeated
 def test_an_accuracy_run_repeats_exactly_for_its_seed(
     shared_data, tmp_path, monkeypatch
