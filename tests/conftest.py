@@ -1,5 +1,6 @@
 """Shared fixtures: the real-data folder and a quiet, deterministic Keras."""
 
+import gc
 import os
 from pathlib import Path
 
@@ -41,4 +42,14 @@ def shared_data() -> Path:
 def _seed_and_clear():
     keras.utils.set_random_seed(1234)
     yield
-    keras.backend.clear_session()
+    # Without Keras's full garbage collection: over a heap holding TensorFlow
+    # it took seconds per test, about half the suite's time (109 layer tests:
+    # 64 s with it, 28 s without). Python's own collector still runs, and
+    # each module ends with a full collection (below).
+    keras.backend.clear_session(free_memory=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_after_each_module():
+    yield
+    gc.collect()
