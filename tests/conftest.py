@@ -43,8 +43,8 @@ def _seed_and_clear():
     keras.utils.set_random_seed(1234)
     yield
     # Without Keras's full garbage collection: over a heap holding TensorFlow
-    # it took seconds per test, about half the suite's time (109 layer tests:
-    # 64 s with it, 28 s without). Python's own collector still runs, and
+    # it took up to seconds per test (109 layer tests on a quiet machine:
+    # 40 s with it, 18-20 s without). Python's own collector still runs, and
     # each module ends with a full collection (below).
     keras.backend.clear_session(free_memory=False)
 
