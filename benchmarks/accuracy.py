@@ -21,6 +21,7 @@ wall time (pretraining included), the machine and the command are recorded.
 Benchmarks: `imdb` (sentiment), `imdb_layer_norm_gru` and `imdb_min_gru`
 (the same recipe with the layer-normalized GRU, with minGRU),
 `imdb_min_gru_scratch` (minGRU's best on validation: no pretraining),
+`imdb_layer_norm_lstm_scratch` (the LSTM without pretraining),
 `20newsgroups` (topic, headers kept, as the reference figures),
 `20newsgroups_clean` (headers, signatures and quotes
 removed, as scikit-learn's `remove=`). Each finished benchmark is merged into
@@ -155,6 +156,11 @@ BENCHMARKS = {
         learning_rate=3e-3,
         cell="min_gru",
         overrides=(("units", (128, 128)),),
+    ),
+    # The recurrent-only recipe's model from scratch, the same way: what
+    # the LM pretraining adds to the layer-normalized LSTM.
+    "imdb_layer_norm_lstm_scratch": Recipe(
+        "sentiment", "imdb", epochs=3, learning_rate=3e-3
     ),
     "20newsgroups": _NEWSGROUPS,
     "20newsgroups_clean": replace(_NEWSGROUPS, remove=CLEAN, preset=None),
