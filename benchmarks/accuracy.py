@@ -105,63 +105,35 @@ _NEWSGROUPS = Recipe(
     refit=True,
     preset="newsgroups_topic",
 )
+# The recurrent classifier alone: LM pretraining on train + train/unsup,
+# then fine-tuning at a third of the from-scratch rate (the preset until
+# NBSVM joined it).
+_IMDB = Recipe("sentiment", "imdb", epochs=3, learning_rate=1e-3, pretrain_epochs=4)
+# From scratch at the architecture's rate.
+_IMDB_SCRATCH = Recipe("sentiment", "imdb", epochs=3, learning_rate=3e-3)
 BENCHMARKS = {
-    # Language-model pretraining on train + train/unsup, then fine-tuning at
-    # a third of the from-scratch rate, averaged with NBSVM over the whole
-    # text's hashed unigrams and bigrams, then both parts refit on all
-    # training texts: see the README ("Accuracy").
-    "imdb": Recipe(
-        "sentiment",
-        "imdb",
-        epochs=3,
-        learning_rate=1e-3,
-        pretrain_epochs=4,
+    # The above, averaged with NBSVM over the whole text's hashed unigrams
+    # and bigrams, then both parts refit on all training texts: see the
+    # README ("Accuracy").
+    "imdb": replace(
+        _IMDB,
         refit=True,
         preset="imdb_sentiment",
         overrides=(("naive_bayes_buckets", 2**22), ("wide_weight", 0.5)),
     ),
-    # The recurrent classifier alone (the preset until NBSVM joined it).
-    "imdb_recurrent_only": Recipe(
-        "sentiment",
-        "imdb",
-        epochs=3,
-        learning_rate=1e-3,
-        pretrain_epochs=4,
-    ),
+    "imdb_recurrent_only": _IMDB,
     # The same recipe with the layer-normalized GRU in place of the LSTM.
-    "imdb_layer_norm_gru": Recipe(
-        "sentiment",
-        "imdb",
-        epochs=3,
-        learning_rate=1e-3,
-        pretrain_epochs=4,
-        cell="layer_norm_gru",
-    ),
+    "imdb_layer_norm_gru": replace(_IMDB, cell="layer_norm_gru"),
     # minGRU (parallel in time, gates of x_t only) under the same recipe.
-    "imdb_min_gru": Recipe(
-        "sentiment",
-        "imdb",
-        epochs=3,
-        learning_rate=1e-3,
-        pretrain_epochs=4,
-        cell="min_gru",
-    ),
+    "imdb_min_gru": replace(_IMDB, cell="min_gru"),
     # minGRU's own best on validation (README, "minGRU and minLSTM"): the
-    # LM pretraining above lowered its validation accuracy, so from scratch
-    # at the architecture's rate, two stacked layers.
-    "imdb_min_gru_scratch": Recipe(
-        "sentiment",
-        "imdb",
-        epochs=3,
-        learning_rate=3e-3,
-        cell="min_gru",
-        overrides=(("units", (128, 128)),),
+    # LM pretraining lowered its validation accuracy, so from scratch, two
+    # stacked layers.
+    "imdb_min_gru_scratch": replace(
+        _IMDB_SCRATCH, cell="min_gru", overrides=(("units", (128, 128)),)
     ),
-    # The recurrent-only recipe's model from scratch, the same way: what
-    # the LM pretraining adds to the layer-normalized LSTM.
-    "imdb_layer_norm_lstm_scratch": Recipe(
-        "sentiment", "imdb", epochs=3, learning_rate=3e-3
-    ),
+    # What the LM pretraining adds to the layer-normalized LSTM.
+    "imdb_layer_norm_lstm_scratch": _IMDB_SCRATCH,
     "20newsgroups": _NEWSGROUPS,
     "20newsgroups_clean": replace(_NEWSGROUPS, remove=CLEAN, preset=None),
 }
