@@ -21,6 +21,8 @@ wall time (pretraining included), the machine and the command are recorded.
 Benchmarks: `imdb` (sentiment), `imdb_layer_norm_gru` and `imdb_min_gru`
 (the same recipe with the layer-normalized GRU, with minGRU),
 `imdb_min_gru_scratch` (minGRU's best on validation: no pretraining),
+`imdb_min_gru_tanh` and `imdb_min_gru_tanh_scratch` (minGRU with a tanh
+candidate, with and without pretraining),
 `imdb_layer_norm_lstm_scratch` (the LSTM without pretraining),
 `20newsgroups` (topic, headers kept, as the reference figures),
 `20newsgroups_clean` (headers, signatures and quotes
@@ -132,6 +134,10 @@ BENCHMARKS = {
     "imdb_min_gru_scratch": replace(
         _IMDB_SCRATCH, cell="min_gru", overrides=(("units", (128, 128)),)
     ),
+    # minGRU with a bounded candidate (tanh for the paper's g), under the
+    # LSTM's recipe and from scratch.
+    "imdb_min_gru_tanh": replace(_IMDB, cell="min_gru_tanh"),
+    "imdb_min_gru_tanh_scratch": replace(_IMDB_SCRATCH, cell="min_gru_tanh"),
     # What the LM pretraining adds to the layer-normalized LSTM.
     "imdb_layer_norm_lstm_scratch": _IMDB_SCRATCH,
     "20newsgroups": _NEWSGROUPS,

@@ -74,6 +74,18 @@ CELLS: dict[str, CellSpec] = {
     "min_lstm": CellSpec(
         "recurrent_zoo.layers:MinLSTM", "minLSTM: gates of x_t only, parallel in time"
     ),
+    # The paper's candidate g is unbounded above; a classifier fine-tuned
+    # from a g language model carries heavy-tailed states (README, minGRU).
+    "min_gru_tanh": CellSpec(
+        "recurrent_zoo.layers:MinGRU",
+        "minGRU with a bounded (tanh) candidate",
+        {"candidate_activation": "tanh"},
+    ),
+    "min_lstm_tanh": CellSpec(
+        "recurrent_zoo.layers:MinLSTM",
+        "minLSTM with a bounded (tanh) candidate",
+        {"candidate_activation": "tanh"},
+    ),
     "keras_lstm": CellSpec("keras.layers:LSTM", "Keras's own LSTM, for comparison"),
     "keras_gru": CellSpec("keras.layers:GRU", "Keras's own GRU, for comparison"),
 }
