@@ -32,7 +32,8 @@ from recurrent_zoo.models.characters import (
 
 __all__ = ["CharLanguageModel", "check_sampling", "pick_next", "state_sizes"]
 
-# Each model's compiled functional twin (see `CharLanguageModel.run`).
+# Each model's compiled functional twins, by what they output (see
+# `CharLanguageModel.run`).
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -146,34 +147,63 @@ class CharLanguageModel(keras.Model):
         functional twin sharing this model's layers, as fast as a graph.
         """
         ids = np.asarray(ids, dtype=np.int32)
+        return self._predict("logits", [ids], states)
+
+    def nats(
+        self, ids: np.ndarray, targets: np.ndarray, states: list | None
+    ) -> tuple[np.ndarray, list]:
+        """Each position's -log p(target) in nats `(batch, time)`, and the states.
+
+        As `run`, but the log-softmax and the pick happen in the compiled
+        graph (float32): scoring then moves a number per character out of
+        it, not a distribution, which made NumPy's share most of the time.
+        """
+        ids = np.asarray(ids, dtype=np.int32)
+        targets = np.asarray(targets, dtype=np.int32)
+        return self._predict("nats", [ids, targets], states)
+
+    def _predict(self, kind: str, inputs: list, states: list | None) -> tuple:
         if states is None:
             states = [
-                [np.zeros((len(ids), size), "float32") for size in state_sizes(layer)]
+                [
+                    np.zeros((len(inputs[0]), size), "float32")
+                    for size in state_sizes(layer)
+                ]
                 for layer in self.recurrent
             ]
         flat = [state for layer_states in states for state in layer_states]
-        logits, *new = self._runner().predict_on_batch([ids, *flat])
+        output, *new = self._runner(kind).predict_on_batch([*inputs, *flat])
         carried, at = [], 0
         for layer in self.recurrent:
             count = len(state_sizes(layer))
             carried.append(new[at : at + count])
             at += count
-        return logits, carried
+        return output, carried
 
-    def _runner(self) -> keras.Model:
-        runner = _RUNNERS.get(self)
-        if runner is None:
+    def _runner(self, kind: str) -> keras.Model:
+        twins = _RUNNERS.setdefault(self, {})
+        if kind not in twins:
             ids = keras.Input(shape=(None,), dtype="int32")
             inputs = [
                 [keras.Input(shape=(size,)) for size in state_sizes(layer)]
                 for layer in self.recurrent
             ]
             logits, states = self.forward(ids, inputs)
-            runner = keras.Model([ids, *sum(inputs, [])], [logits, *sum(states, [])])
+            extra = []
+            if kind == "nats":
+                targets = keras.Input(shape=(None,), dtype="int32")
+                extra = [targets]
+                logits = keras.ops.cast(logits, "float32")
+                picked = keras.ops.take_along_axis(
+                    logits, keras.ops.expand_dims(targets, -1), axis=-1
+                )
+                logits = keras.ops.logsumexp(logits, axis=-1) - picked[..., 0]
             # Kept outside the model's attributes: Keras would save the
             # twin's (shared) layers a second time under another path.
-            _RUNNERS[self] = runner
-        return runner
+            twins[kind] = keras.Model(
+                [ids, *extra, *sum(inputs, [])], [logits, *sum(states, [])]
+            )
+        return twins[kind]
 
     def set_vocabulary(self, characters: Sequence[str]) -> None:
         """Uses `characters` (most frequent first) as the vocabulary.
@@ -256,11 +286,10 @@ class CharLanguageModel(keras.Model):
         states, nats = None, 0.0
         for start in range(0, longest - 1, chunk_length):
             stop = min(start + chunk_length, longest - 1)
-            logits, states = self.run(ids[:, start:stop], states)
-            log_p = _log_softmax(logits)
-            targets = ids[:, start + 1 : stop + 1, None]
-            picked = np.take_along_axis(log_p, targets, axis=-1)[..., 0]
-            nats -= float(np.sum(picked[real[:, start:stop]]))
+            step_nats, states = self.nats(
+                ids[:, start:stop], ids[:, start + 1 : stop + 1], states
+            )
+            nats += float(np.sum(step_nats[real[:, start:stop]], dtype=np.float64))
         return nats
 
     def generate(
@@ -374,13 +403,6 @@ def pick_next(
         scores = masked
     p = np.exp(scores - scores.max())
     return first + int(rng.choice(len(p), p=p / p.sum()))
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    # In float64: the oracle tests hold scores to 1e-5 bits.
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def state_sizes(layer: Any) -> list[int]:
