@@ -188,20 +188,20 @@ class CharLanguageModel(keras.Model):
                 [keras.Input(shape=(size,)) for size in state_sizes(layer)]
                 for layer in self.recurrent
             ]
-            logits, states = self.forward(ids, inputs)
+            output, states = self.forward(ids, inputs)
             extra = []
             if kind == "nats":
                 targets = keras.Input(shape=(None,), dtype="int32")
                 extra = [targets]
-                logits = keras.ops.cast(logits, "float32")
+                logits = keras.ops.cast(output, "float32")
                 picked = keras.ops.take_along_axis(
                     logits, keras.ops.expand_dims(targets, -1), axis=-1
                 )
-                logits = keras.ops.logsumexp(logits, axis=-1) - picked[..., 0]
+                output = keras.ops.logsumexp(logits, axis=-1) - picked[..., 0]
             # Kept outside the model's attributes: Keras would save the
             # twin's (shared) layers a second time under another path.
             twins[kind] = keras.Model(
-                [ids, *extra, *sum(inputs, [])], [logits, *sum(states, [])]
+                [ids, *extra, *sum(inputs, [])], [output, *sum(states, [])]
             )
         return twins[kind]
 

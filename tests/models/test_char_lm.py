@@ -70,6 +70,18 @@ def test_bits_per_character_matches_a_numpy_lstm():
     assert model.bits_per_character(texts) == pytest.approx(expected, abs=1e-5)
 
 
+def test_nats_are_the_numpy_lstms_surprise_across_chunks():
+    model = _model()
+    stream = model.stream("the dog sat on the hat")
+    log_p = _numpy_log_probs(model, stream[:-1])
+    expected = -log_p[np.arange(len(stream) - 1), stream[1:]]
+    # Two calls, the state carried: the second must continue the first.
+    first, states = model.nats(stream[None, :5], stream[None, 1:6], None)
+    rest, _ = model.nats(stream[None, 5:-1], stream[None, 6:], states)
+    got = np.concatenate([first[0], rest[0]])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_greedy_generation_is_the_argmax_chain_of_full_reruns():
     model = _model(cell="layer_norm_lstm", seed=1)
     prompt, generated = "the ", model.generate("the ", 12, temperature=0)
