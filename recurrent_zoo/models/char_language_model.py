@@ -193,11 +193,9 @@ class CharLanguageModel(keras.Model):
             if kind == "nats":
                 targets = keras.Input(shape=(None,), dtype="int32")
                 extra = [targets]
-                logits = keras.ops.cast(output, "float32")
-                picked = keras.ops.take_along_axis(
-                    logits, keras.ops.expand_dims(targets, -1), axis=-1
+                output = keras.ops.sparse_categorical_crossentropy(
+                    targets, keras.ops.cast(output, "float32"), from_logits=True
                 )
-                output = keras.ops.logsumexp(logits, axis=-1) - picked[..., 0]
             # Kept outside the model's attributes: Keras would save the
             # twin's (shared) layers a second time under another path.
             twins[kind] = keras.Model(
