@@ -17,7 +17,8 @@ class LayerNormGRU(ProjectedRNN):
     hand-written back-propagation through time
     (`recurrent_zoo.layers.tf_gru_kernel`), used whenever the activations are
     the defaults (tanh, sigmoid), `unroll=False` and no recurrent dropout is
-    active; it computes in float32 under a mixed-precision policy.
+    active; it keeps its state in float32 under a mixed-precision policy,
+    its matmuls taking bfloat16 operands under "mixed_bfloat16".
     Otherwise, and on other backends, the cell runs inside Keras's generic
     loop, with its input projection computed for all steps in one matmul
     before the loop. Both paths compute the same values and run under XLA.

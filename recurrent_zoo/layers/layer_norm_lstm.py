@@ -28,8 +28,9 @@ class LayerNormLSTM(ProjectedRNN):
     (`jit_compile=True`).
 
     Mixed precision (`keras.mixed_precision.set_dtype_policy`): the kernel
-    computes in float32 and returns the compute dtype, so the carried state,
-    the normalization statistics and the gradients keep float32 precision;
+    keeps the carried state, the normalization statistics and the gradients
+    in float32 and returns the compute dtype; under "mixed_bfloat16" its
+    matmuls take bfloat16 operands (AMX on a CPU, tensor cores on a GPU);
     the generic loop carries the state in the compute dtype, as Keras's own
     LSTM does, with normalization statistics in float32.
 

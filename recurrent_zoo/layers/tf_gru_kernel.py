@@ -31,8 +31,11 @@ than the recurrence needs and keeps little more than Keras's own loop.
 - A layer that returns only its last state asks for no output sequence and
   receives no (T, B, H) gradient for one.
 
-The recurrence always runs in float32: under a mixed-precision policy the
-inputs are cast up and the outputs back.
+The state and the accumulated gradients are always float32: under a
+mixed-precision policy the inputs are cast up and the outputs back. Under
+a bfloat16 policy the step matmuls take bfloat16 operands (float32
+products; `tf_kernel_parts.matmul_dtype`): h_{t-1} enters h U rounded,
+while h_t = z h_{t-1} + (1 - z) hh is formed in float32.
 
 Gate order is Keras's: z (update), r (reset), h (candidate); so is the bias
 layout, (2, 3H) = [input bias; recurrent bias] with reset_after, else (3H,).
@@ -50,6 +53,8 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     dim,
     input_share,
     inverse_rms,
+    matmul,
+    matmul_dtype,
     normalized_inputs,
     time_index,
 )
@@ -65,6 +70,7 @@ class _Options(NamedTuple):
     sequences: bool
     reverse: bool
     epsilon: float
+    precision: tf.DType  # of the matmul operands (`matmul_dtype`)
 
 
 def gru_recurrence(
@@ -141,7 +147,10 @@ def gru_recurrence(
         weights = _before_weights(recurrent, units, f32(recurrent_gamma))
     masked = mask is not None
     mask = tf.convert_to_tensor(mask) if masked else tf.zeros([0, 0], tf.bool)
-    options = _Options(layer_norm, reset_after, masked, sequences, reverse, epsilon)
+    options = _Options(
+        layer_norm, reset_after, masked, sequences, reverse, epsilon,
+        matmul_dtype(dtype),
+    )  # fmt: skip
     run = _recurrence if record else _forward
     outputs = run(options, x, kernel, bias, h0, mask, *weights)
     if record and not sequences:
@@ -183,7 +192,7 @@ def _gates_after(layer_norm, epsilon, h, a, weights):
     kernel, bias, *moments = weights
     # (h * inv) U = inv * (h U): 1/rms is computed beside the matmul, not
     # before it, which keeps it off the path from h_{t-1} to h_t.
-    s = tf.matmul(h, kernel)
+    s = matmul(h, kernel, kernel.dtype)
     record = {}
     if layer_norm:
         record["inv"] = inverse_rms(h, moments[0], epsilon)
@@ -202,14 +211,14 @@ def _gates_before(layer_norm, epsilon, h, a, weights):
     units = dim(h, 1)
     k_zr, k_h, *moments = weights
     a_zr, a_h = tf.split(a, [2 * units, units], -1)
-    s = tf.matmul(h, k_zr)
+    s = matmul(h, k_zr, k_zr.dtype)
     record = {}
     if layer_norm:
         record["inv"] = inverse_rms(h, moments[0], epsilon)
         s = s * record["inv"]
     z, r = tf.split(tf.sigmoid(a_zr + s), 2, -1)
     g = r * h
-    s_h = tf.matmul(g, k_h)
+    s_h = matmul(g, k_h, k_h.dtype)
     if layer_norm:
         record["inv_g"] = inverse_rms(g, moments[1], epsilon)
         s_h = s_h * record["inv_g"]
@@ -229,8 +238,17 @@ def _cell(options, t, h, a, weights, mask):
     return z * h + (1.0 - z) * hh, record
 
 
+def _low(options, tensors):
+    """The matrices among `tensors` cast to the matmul dtype (biases not)."""
+    return tuple(
+        tf.cast(t, options.precision) if t.shape.rank == 2 else t for t in tensors
+    )
+
+
 def _forward(options, x, w, b, h0, mask, *weights):
     steps = tf.shape(x)[1]
+    x, w = tf.cast(x, options.precision), tf.cast(w, options.precision)
+    weights = _low(options, weights)
     share = input_share(x, w, b, options.reverse, _CACHED_FLOATS)
 
     def step(t, h, outputs):
@@ -258,14 +276,16 @@ def _recurrence(options, *tensors):
     @tf.custom_gradient
     def run(x, w, b, h0, mask, *weights):
         steps = tf.shape(x)[1]
+        x_low, w_low = tf.cast(x, options.precision), tf.cast(w, options.precision)
+        low = _low(options, weights)
         # h with h_0 in front: h_{t-1} and h_t are then two views of one.
         states = Steps(steps + 1, ["h"])
         records = Steps(steps, _record_names(options))
 
         def step(t, h, state_buffers, record_buffers):
-            x_t = x[:, time_index(t, steps, options.reverse)]
-            a = tf.matmul(x_t, w) + b  # per step: no (T, B, 3H) is held
-            h, record = _cell(options, t, h, a, weights, mask)
+            x_t = x_low[:, time_index(t, steps, options.reverse)]
+            a = matmul(x_t, w_low, options.precision) + b  # no (T, B, 3H) held
+            h, record = _cell(options, t, h, a, low, mask)
             state_buffers = states.write(state_buffers, t + 1, {"h": h})
             record_buffers = records.write(record_buffers, t, record)
             return t + 1, h, state_buffers, record_buffers
@@ -302,7 +322,7 @@ def _through_rms(x, q, inv, neg_inv_cubed, moments):
     in the forward loop measured no faster, and costs a (T, B, H) record).
     """
     dm = neg_inv_cubed * tf.reduce_sum(x * q, -1, keepdims=True)
-    return inv * q + dm * tf.matmul(x, moments), dm
+    return inv * q + dm * matmul(x, moments, moments.dtype), dm
 
 
 def _back_after(options, dh, h, rec, weights, kernels_t):
@@ -319,7 +339,7 @@ def _back_after(options, dh, h, rec, weights, kernels_t):
     d_r = dh * (c_h * s_h * (r - r * r))
     d_hr = dh * (c_h * r)  # the recurrent share's, inside r * s_h
     ds = tf.concat([d_z, d_r, d_hr], -1)
-    q = tf.matmul(ds, kernels_t[0])
+    q = matmul(ds, kernels_t[0], options.precision)
     dms = {}
     if options.layer_norm:
         inv = rec["inv"]
@@ -327,7 +347,10 @@ def _back_after(options, dh, h, rec, weights, kernels_t):
         dh_prev, h = dh * z + dq, h * inv
     else:
         dh_prev = dh * z + q
-    increments = (tf.matmul(h, ds, transpose_a=True), tf.reduce_sum(d_hr, 0))
+    increments = (
+        matmul(h, ds, options.precision, transpose_a=True),
+        tf.reduce_sum(d_hr, 0),
+    )
     return tf.concat([d_z, d_r, dh * c_h], -1), dh_prev, increments, dms
 
 
@@ -336,7 +359,7 @@ def _back_before(options, dh, h, rec, weights, kernels_t):
     z, r, hh = rec["z"], rec["r"], rec["hh"]
     one_minus_z = 1.0 - z
     d_h = dh * (one_minus_z * (1.0 - hh * hh))
-    q_h = tf.matmul(d_h, kernels_t[1])
+    q_h = matmul(d_h, kernels_t[1], options.precision)
     g = r * h
     dms = {}
     if options.layer_norm:
@@ -348,7 +371,7 @@ def _back_before(options, dh, h, rec, weights, kernels_t):
     d_z = dh * ((h - hh) * (z * one_minus_z))
     d_r = dg * (h * (r - r * r))
     d_zr = tf.concat([d_z, d_r], -1)
-    q = tf.matmul(d_zr, kernels_t[0])
+    q = matmul(d_zr, kernels_t[0], options.precision)
     dh_prev = dh * z + dg * r
     if options.layer_norm:
         inv = rec["inv"]
@@ -357,8 +380,8 @@ def _back_before(options, dh, h, rec, weights, kernels_t):
     else:
         dh_prev = dh_prev + q
     increments = (
-        tf.matmul(h, d_zr, transpose_a=True),
-        tf.matmul(g, d_h, transpose_a=True),
+        matmul(h, d_zr, options.precision, transpose_a=True),
+        matmul(g, d_h, options.precision, transpose_a=True),
     )
     return tf.concat([d_zr, d_h], -1), dh_prev, increments, dms
 
@@ -382,8 +405,9 @@ def _backward(options, saved, inputs, upstream):
     # (U, b_hh) with reset_after, else (U_zr, U_h); the moments follow.
     trainable = weights[:2]
     kernels = trainable[:1] if options.reset_after else trainable
-    kernels_t = [tf.transpose(k) for k in kernels]
-    w_t = tf.transpose(w)
+    kernels_t = [tf.cast(tf.transpose(k), options.precision) for k in kernels]
+    w_t = tf.cast(tf.transpose(w), options.precision)
+    x_low, low = tf.cast(x, options.precision), _low(options, weights)
     back_step = _back_after if options.reset_after else _back_before
     dm_names = []
     if options.layer_norm:
@@ -395,12 +419,13 @@ def _backward(options, saved, inputs, upstream):
             dh = dh + d_hs[t]
         rec = {k: v[t] for k, v in records.items()}
         da, dh_prev, increments, dms = back_step(
-            options, dh, h_prev[t], rec, weights, kernels_t
+            options, dh, h_prev[t], rec, low, kernels_t
         )
         index = time_index(t, steps, options.reverse)
-        buffers = grads.write(buffers, index, {"dx": tf.matmul(da, w_t)})
+        dx = matmul(da, w_t, options.precision)
+        buffers = grads.write(buffers, index, {"dx": dx})
         buffers = grads.write(buffers, t, dms)
-        d_w += tf.matmul(x[:, index], da, transpose_a=True)
+        d_w += matmul(x_low[:, index], da, options.precision, transpose_a=True)
         d_b += tf.reduce_sum(da, 0)
         d_trainable = tuple(a + i for a, i in zip(d_trainable, increments, strict=True))
         return t - 1, dh_prev, d_w, d_b, d_trainable, buffers

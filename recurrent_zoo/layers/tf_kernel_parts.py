@@ -22,10 +22,32 @@ def dim(tensor, axis):
     return tensor.shape[axis] or tf.shape(tensor)[axis]
 
 
+def matmul_dtype(compute_dtype) -> tf.DType:
+    """The dtype of a kernel's matmul operands under a compute dtype.
+
+    bfloat16 under a bfloat16 policy: its matmuls run on a CPU's AMX units
+    (Intel Sapphire Rapids and later) and on a GPU's tensor cores at
+    several times the float32 rate (README, Speed and memory), while the
+    products, the state and the statistics stay float32. float16 keeps
+    float32 operands: its range is too narrow for the loss-scaled
+    gradients of a backward pass, and few CPUs multiply it faster.
+    """
+    return tf.bfloat16 if tf.as_dtype(compute_dtype) == tf.bfloat16 else tf.float32
+
+
+def matmul(a, b, dtype=tf.float32, **kwargs):
+    """a @ b with its operands in `dtype` and the product in float32 (a cast
+    of an operand already in `dtype` is free, so cast weights once)."""
+    if dtype == tf.float32:
+        return tf.matmul(a, b, **kwargs)
+    product = tf.matmul(tf.cast(a, dtype), tf.cast(b, dtype), **kwargs)
+    return tf.cast(product, tf.float32)
+
+
 def project(x, kernel):
-    """(T, B, F) @ (F, N) as one 2-D matmul."""
+    """(T, B, F) @ (F, N) as one 2-D matmul, in float32."""
     shape = tf.shape(x)
-    flat = tf.matmul(tf.reshape(x, [-1, shape[-1]]), kernel)
+    flat = matmul(tf.reshape(x, [-1, shape[-1]]), kernel, kernel.dtype)
     return tf.reshape(flat, tf.concat([shape[:-1], tf.shape(kernel)[-1:]], 0))
 
 
@@ -45,7 +67,7 @@ def input_share(x, w, b, reverse: bool, cached_floats: int):
         shares = project(time_major, w) + b
         return lambda t: shares[t]
     steps = tf.shape(x)[1]
-    return lambda t: tf.matmul(x[:, time_index(t, steps, reverse)], w) + b
+    return lambda t: matmul(x[:, time_index(t, steps, reverse)], w, w.dtype) + b
 
 
 def centered(kernel):
@@ -62,7 +84,8 @@ def centered(kernel):
 
 def inverse_rms(x, moments, epsilon):
     """1 / sqrt(x M x^T + eps) per row: 1/std of LN(x K) for M of `centered`."""
-    mean_square = tf.reduce_sum(tf.matmul(x, moments) * x, -1, keepdims=True)
+    x_moments = matmul(x, moments, moments.dtype)
+    mean_square = tf.reduce_sum(x_moments * x, -1, keepdims=True)
     # x M x^T >= 0, but rounding may take it just below: never below 0.
     return tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
 

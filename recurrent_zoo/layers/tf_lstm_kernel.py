@@ -25,10 +25,15 @@ step keeps little more than Keras's own LSTM keeps:
 - A layer that returns only its last state asks for no output sequence and
   receives no (T, B, H) gradient for one.
 
-The recurrence always runs in float32: under a mixed-precision policy the
-inputs are cast up and the outputs back, so the cell state, the
-normalization statistics and the accumulated gradients never lose precision
-(on a GPU the float32 matmuls still use TF32 tensor cores where enabled).
+The state, the statistics and the accumulated gradients are always
+float32: under a mixed-precision policy the inputs are cast up and the
+outputs back, so the cell state and the gradient sums never lose precision
+over long sequences. The step matmuls take float32 operands, except under
+a bfloat16 policy, where they take bfloat16 ones and still return float32
+products (`tf_kernel_parts.matmul_dtype`: faster on a CPU with AMX and
+on a GPU); h_{t-1} then enters h U rounded to 8 bits, as it would in
+Keras's own LSTM, while c_t, which carries the long-range memory, is not
+rounded. On a GPU the float32 matmuls use TF32 tensor cores where enabled.
 
 Gate order is Keras's: i, f, g (candidate), o.
 """
@@ -43,6 +48,8 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     dim,
     input_share,
     inverse_rms,
+    matmul,
+    matmul_dtype,
     normalized_inputs,
     time_index,
 )
@@ -138,8 +145,9 @@ def lstm_recurrence(
     if not masked:
         mask = tf.zeros([0, 0], tf.bool)
     run = _recurrence if record else _forward
+    precision = matmul_dtype(dtype)
     outputs = run(
-        (layer_norm, masked, sequences, reverse, epsilon),
+        (layer_norm, masked, sequences, reverse, epsilon, precision),
         x, kernel, bias, h0, c0, recurrent, *gains, mask,
     )  # fmt: skip
     if record and not sequences:
@@ -165,7 +173,7 @@ def _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel, gains, mask):
         h_in = h * inv
     else:
         h_in = h
-    z = z_x + tf.matmul(h_in, kernel)
+    z = z_x + matmul(h_in, kernel, kernel.dtype)
     # Activations on the H-wide gates (measured faster on a CPU than one
     # sigmoid over all 4H with the candidate rescaled).
     z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
@@ -192,8 +200,10 @@ def _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel, gains, mask):
 
 
 def _forward(options, x, w, b, h0, c0, kernel, *rest):
-    layer_norm, masked, sequences, reverse, epsilon = options
-    *gains, mask = rest
+    layer_norm, masked, sequences, reverse, epsilon, precision = options
+    moments, *gains, mask = rest
+    x, w, kernel, moments = (tf.cast(t, precision) for t in (x, w, kernel, moments))
+    gains = (moments, *gains)
     steps = tf.shape(x)[1]
     share = input_share(x, w, b, reverse, _CACHED_FLOATS)
 
@@ -212,12 +222,14 @@ def _forward(options, x, w, b, h0, c0, kernel, *rest):
 
 
 def _recurrence(options, *tensors):
-    layer_norm, masked, sequences, reverse, epsilon = options
+    layer_norm, masked, sequences, reverse, epsilon, precision = options
 
     @tf.custom_gradient
     def run(x, w, b, h0, c0, kernel, moments, gamma_c, beta_c, mask):
         steps = tf.shape(x)[1]
-        gains = (moments, gamma_c, beta_c)
+        low = [tf.cast(t, precision) for t in (x, w, kernel, moments)]
+        x_low, w_low, kernel_low = low[:3]
+        gains = (low[3], gamma_c, beta_c)
         names = ["i", "f", "g", "o"]
         if layer_norm:
             names.append("stats")
@@ -226,10 +238,10 @@ def _recurrence(options, *tensors):
         records = Steps(steps, names)
 
         def step(t, h, c, state_buffers, record_buffers):
-            x_t = x[:, time_index(t, steps, reverse)]
-            z_x = tf.matmul(x_t, w) + b  # per step: no (T, B, 4H) is held
-            h, c, record = _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel,
-                                 gains, mask)  # fmt: skip
+            x_t = x_low[:, time_index(t, steps, reverse)]
+            z_x = matmul(x_t, w_low, precision) + b  # no (T, B, 4H) is held
+            h, c, record = _cell(layer_norm, masked, epsilon, t, h, c, z_x,
+                                 kernel_low, gains, mask)  # fmt: skip
             state_buffers = states.write(state_buffers, t + 1, {"h": h, "c": c})
             record_buffers = records.write(record_buffers, t, record)
             return t + 1, h, c, state_buffers, record_buffers
@@ -278,13 +290,14 @@ def _backward(options, saved, inputs, upstream):
     dK = sum (inv h)^T dz and dM = sum (dm h)^T h, so no step rebuilds the
     4H-wide h U_c.
     """
-    layer_norm, masked, _, reverse, epsilon = options
+    layer_norm, masked, _, reverse, epsilon, precision = options
     x, w, kernel, moments, gamma_c, beta_c, mask = inputs
     d_hs, d_h_last, d_c_last = upstream
     steps = tf.shape(x)[1]
     units = dim(saved["c"], 2)
     h_prev, c_prev = saved["h"][:-1], saved["c"][:-1]
-    w_t, kernel_t = tf.transpose(w), tf.transpose(kernel)
+    low = (x, tf.transpose(w), tf.transpose(kernel), moments)
+    x, w_t, kernel_t, moments = (tf.cast(t, precision) for t in low)
     if layer_norm:
         inv, c_mean, c_inv = tf.split(saved["stats"], 3, axis=-1)
         neg_inv_cubed = -(inv**3)
@@ -330,13 +343,13 @@ def _backward(options, saved, inputs, upstream):
         )
         # Separate matmuls and accumulators: on a CPU one [W; K]-wide
         # accumulator spills out of cache and costs 3x two narrower ones.
-        dx, q = tf.matmul(dz, w_t), tf.matmul(dz, kernel_t)
+        dx, q = matmul(dz, w_t, precision), matmul(dz, kernel_t, precision)
         h_t = h_prev[t]
         if layer_norm:
             inv_t = inv[t]
             # 2 dm, dm = dL/d(h M h^T); h M is cheaper rebuilt than stored.
             dm = neg_inv_cubed[t] * tf.reduce_sum(h_t * q, -1, keepdims=True)
-            dh_prev = inv_t * q + dm * tf.matmul(h_t, moments)
+            dh_prev = inv_t * q + dm * matmul(h_t, moments, precision)
             h_in = h_t * inv_t
             buffers = grads.write(buffers, t, {"dm": dm})
         else:
@@ -345,8 +358,8 @@ def _backward(options, saved, inputs, upstream):
         index = time_index(t, steps, reverse)
         buffers = grads.write(buffers, index, {"dx": dx})
         x_t = x[:, index]
-        d_w += tf.matmul(x_t, dz, transpose_a=True)
-        d_kernel += tf.matmul(h_in, dz, transpose_a=True)
+        d_w += matmul(x_t, dz, precision, transpose_a=True)
+        d_kernel += matmul(h_in, dz, precision, transpose_a=True)
         d_b += tf.reduce_sum(dz, 0)
         dc_prev = dc_new * f
         if masked:

@@ -5,7 +5,10 @@ by U itself, the loop keeps only h, and the hand-written back-propagation
 through time (the derivation in `recurrent_zoo.reference.simple_rnn`)
 accumulates dW, dU and db step by step, writing only the narrow input
 gradient dx_t, so a training step holds about what Keras's own loop holds.
-The recurrence runs in float32 whatever the inputs' dtype.
+The recurrence runs in float32 whatever the inputs' dtype, its matmuls
+too: unlike an LSTM's c or a GRU's gated h, a simple RNN's whole state
+passes through h U, so bfloat16 operands would round the state itself to 8
+bits at every step.
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ as Keras's own layers' are. The design:
   cast up, and only the outputs are cast back to the compute dtype. So the
   cell state, the normalization statistics and the accumulated gradients lose
   nothing over long sequences (`test_fused_kernels_recur_in_float32`: 150
-  steps, within two rounding steps of the compute dtype of float32).
+  steps, within two rounding steps of the compute dtype of float32). Under
+  "mixed_bfloat16" the LSTM and GRU kernels' step matmuls take bfloat16
+  operands and give float32 products
+  (`test_bfloat16_policy_runs_the_loop_matmuls_in_bfloat16`); SimpleRNN's
+  stay float32, since its whole state passes through h U.
 - The generic loop's layer normalization computes its mean and variance in
   float32 (`test_layer_norm_statistics_survive_large_preactivations`: in
   float16, (z - mean)^2 overflows above 256, the variance becomes inf and
@@ -32,8 +36,9 @@ seen over 12 seeds, both loop paths:
 Layer normalization amplifies the rounding of its input by 1 / std, which is
 large when the normalized values are close together (3 units here), so the
 normalized layers get a looser bound; the rounding of inputs and weights to
-the compute dtype, not the computation, dominates it (the fused path, which
-computes in float32, reaches 7.9e-2 in bfloat16 too).
+the compute dtype, not the computation, dominates it (the fused path, with
+its state and statistics in float32, reached 7.9e-2 in bfloat16 with
+float32 matmuls and 7.8e-2 with bfloat16 ones).
 
 Under "mixed_float16", `TextClassifier.compile` wraps the optimizer in a
 `SparseSafeLossScaleOptimizer`: Keras's own loss-scale optimizer can miss an
@@ -233,6 +238,39 @@ def test_fused_kernels_recur_in_float32(name, kwargs, set_weights, policy, monke
             TWO_ULPS[policy],
             set_weights=set_weights,
         )
+
+
+def _loop_matmul_dtypes(layer):
+    """The dtypes of the matmuls inside the while loops of a training step
+    (the forward loop's and the hand-written backward loop's)."""
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(layer(x, training=True), tf.float32))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    graph = step.get_concrete_function(tf.TensorSpec(X.shape)).graph.as_graph_def()
+    return [
+        tf.as_dtype(node.attr["T"].type).name
+        for function in graph.library.function
+        if "while_body" in function.signature.name
+        for node in function.node_def
+        if node.op == "MatMul"
+    ]
+
+
+@pytest.mark.parametrize("name", ["ln_lstm", "lstm", "gru", "ln_gru_reset_before"])
+def test_bfloat16_policy_runs_the_loop_matmuls_in_bfloat16(name, policy, monkeypatch):
+    """The LSTM and GRU kernels' step matmuls take bfloat16 operands under
+    "mixed_bfloat16" (AMX, tensor cores) and float32 under "mixed_float16"."""
+    with forced_path(name, "fused", monkeypatch):
+        layer = make_recurrent(name)
+        dtypes = _loop_matmul_dtypes(layer)
+    want = "bfloat16" if policy == "mixed_bfloat16" else "float32"
+    # Forward: x_t W and h U (and a GRU's r h U_h, a normalized layer's h M);
+    # backward: at least dz W^T, dz U^T and the two weight-gradient sums.
+    assert len(dtypes) >= 6 and set(dtypes) == {want}, dtypes
 
 
 def _large_preactivations(layer):
