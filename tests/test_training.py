@@ -200,6 +200,7 @@ def test_corpus_is_inferred_from_class_names():
         (dict(overrides={"class_names": ("a", "b")}), "come from the data"),
         (dict(pretrain_epochs=-1), "pretrain_epochs must be >= 0, got -1"),
         (dict(monitor="accuracy"), "monitor must be one of .*'accuracy'"),
+        (dict(dtype_policy="float64"), "dtype_policy must be one of .*'float64'"),
         (
             dict(pretrain_epochs=1, pretrain_learning_rate=0.0),
             "pretrain_learning_rate must be positive, got 0.0",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recurrent_zoo.catalog import REMOVABLE
+from recurrent_zoo.training.precision import check_dtype_policy
 from recurrent_zoo.training.tasks import Task
 
 __all__ = ["monitor_of", "run_arguments"]
@@ -126,4 +127,7 @@ def _optional_arguments(kw: dict) -> dict:
         optional["pretrain_learning_rate"] = float(kw["pretrain_learning_rate"])
     if kw["refit"]:
         optional["refit"] = True
+    policy = check_dtype_policy(kw.get("dtype_policy", "float32"))
+    if policy != "float32":
+        optional["dtype_policy"] = policy
     return optional
