@@ -145,6 +145,12 @@ def add_run_arguments(parser) -> None:
         default="auto",
         help="XLA for every candidate (auto: what Keras picks here)",
     )
+    parser.add_argument(
+        "--dtype-policy",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        default="float32",
+        help="Keras's global policy for every candidate, the built-ins too",
+    )
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--results", type=Path, help="default benchmarks/results")
     parser.add_argument(
@@ -155,6 +161,7 @@ def add_run_arguments(parser) -> None:
 def resolve_run_arguments(args) -> None:
     """`--jit-compile` to a bool; `--results` to the folder to write (None:
     write nothing, the default of a quick run)."""
+    keras.mixed_precision.set_dtype_policy(args.dtype_policy)
     args.jit_compile_auto = args.jit_compile == "auto"
     args.jit_compile = (
         default_jit_compile() if args.jit_compile_auto else args.jit_compile == "true"
@@ -295,7 +302,10 @@ def measure_memory(
     """Peak training memory (MiB) of one candidate at each shape, measured in
     a fresh child process (None where the child failed, e.g. out of memory)."""
     env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true")
-    request = json.dumps({"label": label, "shapes": list(shapes), "jit": jit_compile})
+    policy = keras.mixed_precision.dtype_policy().name  # the parent's, passed on
+    request = json.dumps(
+        {"label": label, "shapes": list(shapes), "jit": jit_compile, "policy": policy}
+    )
     done = subprocess.run(
         [sys.executable, __file__, "--memory-child", request],
         capture_output=True,
@@ -313,6 +323,7 @@ def measure_memory(
 
 def _memory_child(request: str) -> None:
     spec = json.loads(request)
+    keras.mixed_precision.set_dtype_policy(spec.get("policy", "float32"))
     candidate = find(spec["label"])
     peaks: list[float | None] = []
     for shape in spec["shapes"]:

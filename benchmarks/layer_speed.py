@@ -141,6 +141,12 @@ def markdown(rows: list[dict], record: dict, args) -> list[str]:
             if getattr(args, "jit_compile_auto", False)
             else "(`--jit-compile`; layers that XLA can't compile run without). "
         )
+        + (
+            f"Dtype policy `{args.dtype_policy}` (`--dtype-policy`) for every "
+            "candidate, the built-ins too. "
+            if args.dtype_policy != "float32"
+            else ""
+        )
         + f"{args.builds} builds x {args.repeats} interleaved repetitions of "
         f"{args.calls} calls; medians.",
         "",

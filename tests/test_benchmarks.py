@@ -140,6 +140,18 @@ def test_layer_speed_script_writes_its_results(tmp_path):
     assert (tmp_path / "layer_speed.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # runs the script and its memory child
+def test_layer_speed_runs_every_candidate_under_the_dtype_policy(tmp_path):
+    _script(
+        "layer_speed.py", tmp_path, "--pairs", "LSTM",
+        "--dtype-policy", "mixed_bfloat16",
+    )  # fmt: skip
+    payload = json.loads((tmp_path / "layer_speed.json").read_text())
+    assert payload["arguments"]["dtype_policy"] == "mixed_bfloat16"
+    assert all(row["train_peak_mib"] > 0 for row in payload["results"])
+    assert "Dtype policy `mixed_bfloat16`" in (tmp_path / "layer_speed.md").read_text()
+
+
 @pytest.mark.slow  # runs the script: three sweeps and a memory probe
 def test_layer_scaling_script_writes_its_results(tmp_path):
     _script(
