@@ -188,10 +188,11 @@ def load_documents(
 def score_language_model(
     model: CharLanguageModel, data: TextDocuments, batch_size: int = 32
 ) -> dict:
-    """Bits per character of `data` and what they were taken over."""
+    """Bits per character of `data` and what they were taken over, read
+    `batch_size` texts at a time (a run scores with its training batch)."""
     return {
         "bits_per_character": model.bits_per_character(
-            data.texts, batch_size=min(batch_size, 32)
+            data.texts, batch_size=batch_size
         ),
         "characters": data.characters(),
         "documents": len(data),
