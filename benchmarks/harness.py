@@ -222,7 +222,9 @@ def train_step(model: keras.Model, jit_compile: bool):
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def step(x, y):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+            # float32 whatever the policy: a mixed model's output is not.
+            output = tf.cast(model(x, training=True), tf.float32)
+            loss = tf.reduce_mean(tf.square(output - y))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss

@@ -148,6 +148,7 @@ def markdown(payload: dict, args) -> list[str]:
         f"Base shape: batch {base['batch']}, {base['steps']} steps, "
         f"{base['features']} input features, {base['units']} units; one "
         f"dimension swept at a time. `jit_compile={args.jit_compile}`. "
+        f"Dtype policy `{args.dtype_policy}` for every layer. "
         f"{args.repeats} interleaved repetitions per point; medians. Ratio: "
         "the recurrent_zoo layer's throughput over its built-in's (SimpleRNN "
         "vs keras.SimpleRNN, LayerNormLSTM vs keras.LSTM) at the same point "
