@@ -25,8 +25,9 @@ and date; a run with `--model` adds (or replaces) that model's row.
 its weights stored as float16 (`save_compact`), and scores the shipped
 file, not the float32 one: its row and its card (`NAME.json`) give that
 file's bits per character, beside what the model's run recorded in the
-`metrics.json` next to the model file (the float32 model's test score, the
-training seconds, the command and machine).
+`metrics.json` next to the model file (the float32 model's test score, or
+the run's own where it scored fewer texts or under another dtype policy;
+the training seconds, the command and machine).
 """
 
 from __future__ import annotations
@@ -108,15 +109,23 @@ def model_row(path: str, texts: list[str], batch_size: int) -> dict:
     }
 
 
-def run_facts(model_path: Path) -> dict:
+def run_facts(model_path: Path, characters: int) -> dict:
     """What the model's run recorded (its `metrics.json`, beside the file):
-    the float32 model's test score, training seconds and the command."""
+    its test score, training seconds and the command. The score is the
+    float32 model's on the same text only when the run scored all
+    `characters` in float32; else it is the run's own, named as such."""
     metrics = model_path.parent / "metrics.json"
     if not metrics.is_file():
         return {}
     recorded = json.loads(metrics.read_text())
+    test = recorded["test"]
+    policy = recorded["arguments"].get("dtype_policy", "float32")
+    if test["characters"] == characters and policy == "float32":
+        score = {"float32_test_bits_per_character": test["bits_per_character"]}
+    else:
+        score = {"run_test": {**test, "dtype_policy": policy}}
     return {
-        "float32_test_bits_per_character": recorded["test"]["bits_per_character"],
+        **score,
         "train_seconds": round(float(recorded["train_seconds"]), 1),
         "train_command": recorded["command"],
         "train_machine": recorded["machine"],
@@ -223,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     write(results, args.results)
     if args.save_preset:
-        write_card(Path(scored), model, run_facts(Path(args.model)), results)
+        facts = run_facts(Path(args.model), results["characters"])
+        write_card(Path(scored), model, facts, results)
     print((args.results / "char_lm.md").read_text())
     return 0
 

@@ -37,10 +37,16 @@ def test_the_char_lm_card_gives_the_shipped_file_and_its_training():
     assert card["command"].startswith("python benchmarks/char_lm.py")
     assert card["train_command"].startswith("recurrent-zoo train char_lm")
     assert card["test_characters"] == 31_844_420  # all 25,000 test reviews
-    # float16 storage moves the score by far less than a hundredth of a bit.
-    assert card["test_bits_per_character"] == pytest.approx(
-        card["float32_test_bits_per_character"], abs=0.005
-    )
+    if "float32_test_bits_per_character" in card:
+        # float16 storage moves the score by far less than a hundredth of a bit.
+        assert card["test_bits_per_character"] == pytest.approx(
+            card["float32_test_bits_per_character"], abs=0.005
+        )
+    else:  # the run scored part of the test, or under bfloat16: named so
+        run_test = card["run_test"]
+        assert run_test["characters"] < card["test_characters"] or (
+            run_test["dtype_policy"] != "float32"
+        )
 
 
 @pytest.mark.parametrize("name", [*CLASSIFIERS, "imdb_char_lm"])
