@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="float32",
         help=(
             "Keras's policy while training: mixed_bfloat16 runs the recurrent "
-            "matmuls in bfloat16, several times faster on a CPU with AMX or a "
-            "GPU (the saved model loads as float32)"
+            "matmuls in bfloat16, faster on a CPU with AMX (the saved model "
+            "loads as float32)"
         ),
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1)

@@ -26,8 +26,8 @@ def matmul_dtype(compute_dtype) -> tf.DType:
     """The dtype of a kernel's matmul operands under a compute dtype.
 
     bfloat16 under a bfloat16 policy: its matmuls run on a CPU's AMX units
-    (Intel Sapphire Rapids and later) and on a GPU's tensor cores at
-    several times the float32 rate (README, Speed and memory), while the
+    (Intel Sapphire Rapids and later) and on a GPU's tensor cores faster
+    than float32 ones (README, Speed and memory), while the
     products, the state and the statistics stay float32. float16 keeps
     float32 operands: its range is too narrow for the loss-scaled
     gradients of a backward pass, and few CPUs multiply it faster.

@@ -5,8 +5,8 @@ every layer built in the run computes in the policy's dtype and keeps its
 variables in float32. The package's recurrence kernels keep their state,
 statistics and gradient sums in float32 under any policy; under
 "mixed_bfloat16" their matmuls take bfloat16 operands, which a CPU with
-AMX (Intel Sapphire Rapids and later) and a GPU's tensor cores run several
-times faster (`recurrent_zoo.layers.tf_kernel_parts.matmul_dtype`).
+AMX (Intel Sapphire Rapids and later) and a GPU's tensor cores multiply
+faster than float32 (`recurrent_zoo.layers.tf_kernel_parts.matmul_dtype`).
 
 The policy is a way of training, not part of the model: the saved model's
 configuration names no policy, so `keras.saving.load_model` returns a

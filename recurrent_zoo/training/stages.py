@@ -160,8 +160,8 @@ def train(
             multi-worker strategy.
         dtype_policy: Keras's global policy while the run builds, trains
             and scores: "float32", "mixed_bfloat16" (the recurrence's
-            matmuls in bfloat16: several times faster on a CPU with AMX or
-            a GPU) or "mixed_float16" (`recurrent_zoo.training.precision`).
+            matmuls in bfloat16: faster on a CPU with AMX) or
+            "mixed_float16" (`recurrent_zoo.training.precision`).
             The saved model loads as float32.
         overwrite: delete a previous run in `out_dir` (finished or not) and
             start afresh.
