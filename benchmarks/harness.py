@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from recurrent_zoo import layers as rz  # noqa: E402
+from recurrent_zoo.catalog import DTYPE_POLICIES  # noqa: E402
 from recurrent_zoo.environment import (  # noqa: E402
     cpu_steal_fraction,
     machine_info,
@@ -147,7 +148,7 @@ def add_run_arguments(parser) -> None:
     )
     parser.add_argument(
         "--dtype-policy",
-        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        choices=DTYPE_POLICIES,
         default="float32",
         help="Keras's global policy for every candidate, the built-ins too",
     )

@@ -71,5 +71,8 @@ REMOVABLE: tuple[str, ...] = ("headers", "footers", "quotes")
 # better (`recurrent_zoo.training.history`).
 MONITORS: dict[str, str] = {"val_loss": "min", "val_accuracy": "max"}
 
+# Keras's dtype policies a run may train under (`training.precision`).
+DTYPE_POLICIES: tuple[str, ...] = ("float32", "mixed_bfloat16", "mixed_float16")
+
 # keras-tuner search algorithms (`recurrent_zoo.tuning.make_tuner`).
 TUNERS: tuple[str, ...] = ("hyperband", "bayesian", "random")

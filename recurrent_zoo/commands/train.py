@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recurrent_zoo.catalog import MONITORS, TASKS
+from recurrent_zoo.catalog import DTYPE_POLICIES, MONITORS, TASKS
 from recurrent_zoo.cells import cell_names
 from recurrent_zoo.commands.common import (
     REMOVABLE,
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dtype-policy",
-        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        choices=DTYPE_POLICIES,
         default="float32",
         help=(
             "Keras's policy while training: mixed_bfloat16 runs the recurrent "

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import keras
 
-__all__ = ["DTYPE_POLICIES", "check_dtype_policy", "dtype_policy"]
+from recurrent_zoo.catalog import DTYPE_POLICIES
 
-DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+__all__ = ["check_dtype_policy", "dtype_policy"]
 
 
 def check_dtype_policy(name: str) -> str:
