@@ -39,8 +39,14 @@ def layer_speed_configs(quick: bool) -> list[dict[str, Any]]:
 def _layer_speed_args(config: dict[str, Any], quick: bool) -> argparse.Namespace:
     timing = QUICK_TIMING if quick else TIMING
     shape = {k: config[k] for k in ("batch", "steps", "features", "units")}
+    # The child keeps Keras's default float32 policy; named for layer_speed's
+    # report, which states the policy it ran under.
     return argparse.Namespace(
-        **shape, **timing, jit_compile=config["jit_compile"], memory=False
+        **shape,
+        **timing,
+        jit_compile=config["jit_compile"],
+        memory=False,
+        dtype_policy="float32",
     )
 
 
