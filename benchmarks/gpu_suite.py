@@ -20,7 +20,9 @@ first, so that the elastic benchmark can't starve them):
 - `layer_speed`: `layer_speed.measure_pair` for the LSTM and GRU (against
   cuDNN's keras.LSTM / keras.GRU), SimpleRNN and Bidirectional pairs at batch 64 /
   200 steps / 128 units and batch 128 / 500 steps / 256 units (64 features),
-  each with XLA off and on; one build, 5 repetitions, no memory children.
+  each with XLA off and on, in float32; then the base shape under
+  `mixed_float16` without XLA (cuDNN's built-ins in float16 too); one build,
+  5 repetitions, no memory children.
 
 Budget (`--budget-s`, default 450 s, counted from the start): each part runs
 in a child process with a cap (export and fit 20% of the budget each when a

@@ -12,7 +12,8 @@ Parts (`PARTS`), each in a module of its own, imported only by the child
 that runs it:
 
 - `layer_speed` (`gpu_suite_speed.py`): `layer_speed.measure_pair` for the
-  LSTM, GRU, SimpleRNN and Bidirectional pairs at two shapes, with XLA off and on.
+  LSTM, GRU, SimpleRNN and Bidirectional pairs at two shapes, with XLA off and on,
+  and at the base shape under mixed_float16.
 - `fit` (`gpu_suite_fit.py`): a short `fit` of the prebuilt sentiment model
   (IMDB, or a synthetic corpus when the archive is absent): seconds per
   epoch, steps per second.

@@ -26,28 +26,33 @@ TIMING = dict(builds=1, repeats=5, calls=1, warmup=1)
 QUICK_TIMING = dict(builds=1, repeats=1, calls=1, warmup=0)
 
 
+# What a GPU user trains under (float16 on tensor cores, cuDNN's built-ins
+# in float16 too): measured at the base shape only, after the float32 configs.
+MIXED_POLICY = "mixed_float16"
+
+
 def layer_speed_configs(quick: bool) -> list[dict[str, Any]]:
-    """Each shape with XLA off and on, tagged e.g. `base_jit-off`."""
+    """Each shape with XLA off and on, tagged e.g. `base_jit-off`, in float32;
+    then the base shape under `MIXED_POLICY` without XLA."""
     shapes = QUICK_SHAPES if quick else SHAPES
-    return [
-        {"tag": f"{name}_jit-{'on' if jit else 'off'}", "jit_compile": jit, **shape}
+    configs = [
+        {
+            "tag": f"{name}_jit-{'on' if jit else 'off'}",
+            "jit_compile": jit,
+            "dtype_policy": "float32",
+            **shape,
+        }
         for name, shape in shapes.items()
         for jit in (False, True)
     ]
+    mixed = {"jit_compile": False, "dtype_policy": MIXED_POLICY, **shapes["base"]}
+    return configs + [{"tag": "base_mixed-float16", **mixed}]
 
 
 def _layer_speed_args(config: dict[str, Any], quick: bool) -> argparse.Namespace:
     timing = QUICK_TIMING if quick else TIMING
-    shape = {k: config[k] for k in ("batch", "steps", "features", "units")}
-    # The child keeps Keras's default float32 policy; named for layer_speed's
-    # report, which states the policy it ran under.
-    return argparse.Namespace(
-        **shape,
-        **timing,
-        jit_compile=config["jit_compile"],
-        memory=False,
-        dtype_policy="float32",
-    )
+    keys = ("batch", "steps", "features", "units", "jit_compile", "dtype_policy")
+    return argparse.Namespace(**{k: config[k] for k in keys}, **timing, memory=False)
 
 
 _RATIOS = ("throughput_ratio", "latency_batch1_speedup", "latency_batch256_speedup")
@@ -115,6 +120,8 @@ def part_layer_speed(writer: PartWriter) -> None:
     import layer_speed
     import tensorflow as tf
 
+    from recurrent_zoo.training import precision
+
     gpu = bool(tf.config.list_physical_devices("GPU"))
     # TF32 (on by default on Ampere and later) speeds every candidate's
     # matrix products alike; recorded so runs on other cards compare.
@@ -135,7 +142,8 @@ def part_layer_speed(writer: PartWriter) -> None:
                 continue
             args = _layer_speed_args(config, writer.spec["quick"])
             started = time.monotonic()
-            rows, errors = measure_unit(members, args, gpu)
+            with precision.dtype_policy(args.dtype_policy):
+                rows, errors = measure_unit(members, args, gpu)
             seconds = time.monotonic() - started
             per_candidate_s[tag] = seconds / len(members)
             for error in errors:

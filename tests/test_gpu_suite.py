@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -285,6 +286,32 @@ def test_cudnn_builtins_run_without_xla_beside_ours():
     assert "note" in rows[1] and "note" not in rows[0]
 
 
+def test_layer_speed_part_in_process_writes_each_config(tmp_path, monkeypatch):
+    # The part as its child runs it, one cheap pair: the quick whole run is
+    # slow, and this is where layer_speed's report meets the suite's arguments.
+    monkeypatch.setattr(suite_speed, "LAYER_PAIRS", ("SimpleRNN",))
+    spec = {
+        "part": "layer_speed",
+        "results": str(tmp_path),
+        "deadline": time.time() + 300,
+        "quick": True,
+        "command": "test",
+    }
+    suite_speed.part_layer_speed(parts.PartWriter(spec))
+    written = json.loads((tmp_path / "parts" / "layer_speed.json").read_text())
+    assert written["errors"] == [] and written["skipped"] == []
+    for config in suite_speed.layer_speed_configs(quick=True):
+        tag = config["tag"]
+        result = json.loads((tmp_path / f"layer_speed_{tag}.json").read_text())
+        assert result["arguments"]["dtype_policy"] == config["dtype_policy"]
+        assert {r["config"] for r in result["results"]} == {tag}
+        assert {r["layer"] for r in result["results"]} == {
+            "recurrent_zoo.SimpleRNN",
+            "keras.SimpleRNN",
+        }
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+
+
 def test_synthetic_corpus_is_learnable_and_repeatable():
     texts, labels = suite_fit.synthetic_corpus(200, seed=3, words=(10, 40))
     again, _ = suite_fit.synthetic_corpus(200, seed=3, words=(10, 40))
@@ -343,6 +370,15 @@ def test_quick_run_writes_every_part(tmp_path):
     for tag in tags:
         for ext in ("json", "md", "png"):
             assert (out / f"layer_speed_{tag}.{ext}").stat().st_size > 0
+    policies = {
+        tag: json.loads((out / f"layer_speed_{tag}.json").read_text())["arguments"][
+            "dtype_policy"
+        ]
+        for tag in tags
+    }
+    assert policies.pop("base_mixed-float16") == "mixed_float16"
+    assert set(policies.values()) == {"float32"}
+    assert "`mixed_float16`" in (out / "layer_speed_base_mixed-float16.md").read_text()
     for name in ("export", "fit", "layer_speed"):
         assert (out / "parts" / f"{name}.log").exists()
     markdown = (out / "suite.md").read_text()
