@@ -24,6 +24,55 @@ __all__ = ["CELLS", "TextClassifier"]
 CELLS: tuple[str, ...] = tuple(CELL_SPECS)
 
 
+def _checked_arguments(
+    class_names: Sequence[str],
+    units: Sequence[int],
+    cell: str,
+    bag_of_words: bool,
+    naive_bayes_buckets: int,
+    wide_weight: float,
+) -> tuple[tuple[str, ...], tuple[int, ...], float]:
+    """`TextClassifier`'s arguments checked (a ValueError quoting the bad
+    one), and the backend: (class names, units, wide weight) as stored."""
+    if keras.backend.backend() != "tensorflow":
+        # Raw strings in, vectorized in the graph: only TensorFlow has
+        # string tensors (the layers themselves run on every backend).
+        raise ValueError(
+            "TextClassifier reads raw strings, which only the TensorFlow "
+            f"backend carries; KERAS_BACKEND is {keras.backend.backend()!r}. "
+            "Run it with KERAS_BACKEND=tensorflow (recurrent_zoo.layers "
+            "work on JAX and PyTorch too)"
+        )
+    class_names = tuple(str(c) for c in class_names)
+    if len(class_names) < 2 or len(set(class_names)) != len(class_names):
+        raise ValueError(
+            "class_names must hold at least two distinct names. "
+            f"Received: class_names={class_names!r}"
+        )
+    if isinstance(units, int) or not units:
+        raise ValueError(f"units must be a non-empty list of ints, got {units!r}")
+    units = tuple(check_positive_int("units", u) for u in units)
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}. Received: cell={cell!r}")
+    if not isinstance(bag_of_words, bool):
+        raise ValueError(
+            f"bag_of_words must be True or False. Received: {bag_of_words!r}"
+        )
+    if not isinstance(naive_bayes_buckets, int) or naive_bayes_buckets < 0:
+        raise ValueError(
+            "naive_bayes_buckets must be a non-negative int. "
+            f"Received: naive_bayes_buckets={naive_bayes_buckets!r}"
+        )
+    if bag_of_words and naive_bayes_buckets:
+        raise ValueError(
+            "bag_of_words and naive_bayes_buckets are two wide parts; "
+            f"choose one. Received: bag_of_words={bag_of_words}, "
+            f"naive_bayes_buckets={naive_bayes_buckets}"
+        )
+    wide_weight = check_rate("wide_weight", wide_weight, allow_one=True)
+    return class_names, units, wide_weight
+
+
 @keras.saving.register_keras_serializable(package="recurrent_zoo")
 class TextClassifier(keras.Model):
     """Bidirectional recurrent text classifier over raw strings.
@@ -154,42 +203,9 @@ class TextClassifier(keras.Model):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if keras.backend.backend() != "tensorflow":
-            # Raw strings in, vectorized in the graph: only TensorFlow has
-            # string tensors (the layers themselves run on every backend).
-            raise ValueError(
-                "TextClassifier reads raw strings, which only the TensorFlow "
-                f"backend carries; KERAS_BACKEND is {keras.backend.backend()!r}. "
-                "Run it with KERAS_BACKEND=tensorflow (recurrent_zoo.layers "
-                "work on JAX and PyTorch too)"
-            )
-        class_names = tuple(str(c) for c in class_names)
-        if len(class_names) < 2 or len(set(class_names)) != len(class_names):
-            raise ValueError(
-                "class_names must hold at least two distinct names. "
-                f"Received: class_names={class_names!r}"
-            )
-        if isinstance(units, int) or not units:
-            raise ValueError(f"units must be a non-empty list of ints, got {units!r}")
-        units = tuple(check_positive_int("units", u) for u in units)
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}. Received: cell={cell!r}")
-        if not isinstance(bag_of_words, bool):
-            raise ValueError(
-                f"bag_of_words must be True or False. Received: {bag_of_words!r}"
-            )
-        if not isinstance(naive_bayes_buckets, int) or naive_bayes_buckets < 0:
-            raise ValueError(
-                "naive_bayes_buckets must be a non-negative int. "
-                f"Received: naive_bayes_buckets={naive_bayes_buckets!r}"
-            )
-        if bag_of_words and naive_bayes_buckets:
-            raise ValueError(
-                "bag_of_words and naive_bayes_buckets are two wide parts; "
-                f"choose one. Received: bag_of_words={bag_of_words}, "
-                f"naive_bayes_buckets={naive_bayes_buckets}"
-            )
-        wide_weight = check_rate("wide_weight", wide_weight, allow_one=True)
+        class_names, units, wide_weight = _checked_arguments(
+            class_names, units, cell, bag_of_words, naive_bayes_buckets, wide_weight
+        )
 
         vectorizer = text_vectorizer(
             check_positive_int("vocabulary_size", vocabulary_size),

@@ -181,6 +181,38 @@ def _check_settings(path: Path, settings: dict[str, Any], write: bool) -> None:
         write_json(path, settings)
 
 
+def _run_trials(
+    search,
+    train,
+    validation,
+    *,
+    batch_size: int,
+    length: int,
+    epochs: int,
+    seed: int,
+    strategy,
+    verbose: int,
+) -> None:
+    """The tuner's trials, over length-bucketed batches (split over
+    `strategy`'s replicas)."""
+    train_ds = _batches(train.texts, train.labels, batch_size, length, strategy, seed)
+    val_ds = _batches(
+        validation.texts, validation.labels, batch_size, length, strategy, None
+    )
+    with warnings.catch_warnings():
+        # Bucketed datasets have no known length, so Keras warns at the end
+        # of every first epoch that the data "ran out"; it is expected.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        search.search(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            # The dataset reshuffles itself every epoch; fit's own can't.
+            shuffle=False,
+            verbose=verbose,
+        )
+
+
 def run_search(
     task: str,
     train: TextClassificationData,
@@ -285,22 +317,17 @@ def run_search(
         result.resumed = _completed_trials(search.oracle, project_dir, log)
 
     length = int(hypermodel.prebuilt_arguments()["sequence_length"])
-    train_ds = _batches(train.texts, train.labels, batch_size, length, strategy, seed)
-    val_ds = _batches(
-        validation.texts, validation.labels, batch_size, length, strategy, None
+    _run_trials(
+        search,
+        train,
+        validation,
+        batch_size=batch_size,
+        length=length,
+        epochs=epochs,
+        seed=seed,
+        strategy=strategy,
+        verbose=verbose,
     )
-    with warnings.catch_warnings():
-        # Bucketed datasets have no known length, so Keras warns at the end
-        # of every first epoch that the data "ran out"; it is expected.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        search.search(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs,
-            # The dataset reshuffles itself every epoch; fit's own can't.
-            shuffle=False,
-            verbose=verbose,
-        )
     if process_role == "worker":
         log(f"worker {search.tuner_id}: no trials left; the chief writes the results")
         return result
