@@ -346,13 +346,8 @@ def run_search(
             include_validation=retrain_on_validation,
             path=project_dir / "best_model.keras",
             verbose=verbose,
+            log=log,
         )
-        note = (
-            "trained on validation too"
-            if result.retrained_val_accuracy is None
-            else f"{OBJECTIVE} {result.retrained_val_accuracy:.4f}"
-        )
-        log(f"best model retrained ({note}) and saved to {result.best_model_path}")
     return result
 
 
@@ -446,8 +441,10 @@ def _retrain(
     include_validation: bool,
     path: Path,
     verbose: int,
+    log: Callable,
 ) -> tuple[Path, float | None]:
-    """Trains the best architecture afresh and saves it as a `.keras` file."""
+    """Trains the best architecture afresh, saves it as a `.keras` file and
+    logs where, with its validation accuracy unless it trained on that."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     texts, labels = list(train.texts), np.asarray(train.labels)
@@ -477,4 +474,10 @@ def _retrain(
             model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"]
         )
     save_model(model, path)  # a kill never leaves a truncated model
+    note = (
+        "trained on validation too"
+        if accuracy is None
+        else f"{OBJECTIVE} {accuracy:.4f}"
+    )
+    log(f"best model retrained ({note}) and saved to {path}")
     return path, accuracy
