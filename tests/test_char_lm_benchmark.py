@@ -36,6 +36,39 @@ def test_bits_per_character_count_code_points_not_bytes(monkeypatch):
     assert row["bits_per_character"] == pytest.approx(8 * 13 / 10)
 
 
+@pytest.mark.parametrize(
+    "characters, policy, labelled",
+    [
+        (1000, None, "float32"),  # older runs record no policy: float32
+        (1000, "float32", "float32"),
+        (400, "float32", "run"),  # the run scored part of the test
+        (1000, "mixed_bfloat16", "run"),  # scored in bfloat16
+    ],
+)
+def test_run_facts_names_a_score_that_is_not_the_float32_models(
+    tmp_path, characters, policy, labelled
+):
+    arguments = {} if policy is None else {"dtype_policy": policy}
+    test = {"bits_per_character": 1.7, "characters": characters, "documents": 9}
+    metrics = {
+        "test": test,
+        "arguments": arguments,
+        "train_seconds": 12.34,
+        "command": "recurrent-zoo train char_lm",
+        "machine": "a CPU",
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    facts = char_lm.run_facts(tmp_path / "model.keras", 1000)
+    assert facts["train_seconds"] == 12.3
+    if labelled == "float32":
+        assert facts["float32_test_bits_per_character"] == 1.7
+        assert "run_test" not in facts
+    else:
+        assert facts["run_test"] == {**test, "dtype_policy": policy or "float32"}
+        assert "float32_test_bits_per_character" not in facts
+    assert char_lm.run_facts(tmp_path / "none" / "model.keras", 1000) == {}
+
+
 @pytest.mark.slow
 def test_quick_run_writes_matching_json_and_markdown(shared_data, tmp_path):
     assert (
