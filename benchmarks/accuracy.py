@@ -200,13 +200,6 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     out = ROOT / "runs" / (f"quick_{name}" if args.quick else name)
     if args.seed:  # seed 0 keeps the folder runs made before seeds existed
         out = out.with_name(f"{out.name}_seed{args.seed}")
-    overrides = dict(recipe.overrides)
-    if recipe.cell is not None:
-        overrides["cell"] = recipe.cell
-    if args.quick:  # a smoke run: tiny parts, not the recipe's 2^22-bucket table
-        overrides.update(units=(4,), embedding_dim=8)
-        if overrides.get("naive_bayes_buckets"):
-            overrides["naive_bayes_buckets"] = 2**12
     metrics = train(
         task,
         args.data,
@@ -220,37 +213,18 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         test_max_per_class=per_class,
         remove=remove,
         seed=args.seed,
-        overrides=overrides,
+        overrides=recipe_overrides(recipe, args.quick),
         command=run_record()["command"],
         verbose=2,
     )
     model = keras.saving.load_model(out / "model.keras", compile=False)
     parts = part_accuracies(model, test_data)
-    pretrain_seconds = (metrics.get("pretraining") or {}).get("seconds", 0.0)
-    refit_seconds = (metrics.get("refit") or {}).get("train_seconds", 0.0)
     result = {
         "task": task,
         "corpus": corpus,
         "remove": list(remove),
         "examples": metrics["examples"],
-        "model": {
-            "test_accuracy": metrics["test"]["accuracy"],
-            "test_macro_f1": metrics["test"]["macro_f1"],
-            # Pretraining, fine-tuning and refitting: the model's whole cost.
-            "train_seconds": metrics["train_seconds"]
-            + pretrain_seconds
-            + refit_seconds,
-            "pretrain_seconds": pretrain_seconds,
-            "pretraining": metrics.get("pretraining"),
-            "refit": metrics.get("refit"),
-            "epochs_run": metrics["epochs_run"],
-            "best_epoch": metrics["best_epoch"],
-            "val_accuracy": metrics["history"].get("val_accuracy"),
-            "config": model.get_config(),
-            "parameters": model.count_params(),
-            # A wide & deep model's parts on the same test texts.
-            "part_test_accuracy": parts,
-        },
+        "model": model_record(metrics, model, parts),
         "baseline": baseline,
         "reference_baseline_accuracy": REFERENCE.get(name),
         "seed": args.seed,
@@ -262,6 +236,40 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     if args.save_presets and recipe.preset and not args.quick and first_seed:
         save_preset(model, recipe, result, args)
     return result
+
+
+def recipe_overrides(recipe: Recipe, quick: bool) -> dict:
+    """The model arguments a recipe sets (its cell among them)."""
+    overrides = dict(recipe.overrides)
+    if recipe.cell is not None:
+        overrides["cell"] = recipe.cell
+    if quick:  # a smoke run: tiny parts, not the recipe's 2^22-bucket table
+        overrides.update(units=(4,), embedding_dim=8)
+        if overrides.get("naive_bayes_buckets"):
+            overrides["naive_bayes_buckets"] = 2**12
+    return overrides
+
+
+def model_record(metrics: dict, model: keras.Model, parts: dict | None) -> dict:
+    """A run's model as its results row stores it."""
+    pretrain_seconds = (metrics.get("pretraining") or {}).get("seconds", 0.0)
+    refit_seconds = (metrics.get("refit") or {}).get("train_seconds", 0.0)
+    return {
+        "test_accuracy": metrics["test"]["accuracy"],
+        "test_macro_f1": metrics["test"]["macro_f1"],
+        # Pretraining, fine-tuning and refitting: the model's whole cost.
+        "train_seconds": metrics["train_seconds"] + pretrain_seconds + refit_seconds,
+        "pretrain_seconds": pretrain_seconds,
+        "pretraining": metrics.get("pretraining"),
+        "refit": metrics.get("refit"),
+        "epochs_run": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
+        "val_accuracy": metrics["history"].get("val_accuracy"),
+        "config": model.get_config(),
+        "parameters": model.count_params(),
+        # A wide & deep model's parts on the same test texts.
+        "part_test_accuracy": parts,
+    }
 
 
 def recipe_record(recipe: Recipe) -> dict:

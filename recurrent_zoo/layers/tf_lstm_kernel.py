@@ -278,6 +278,48 @@ def _sigmoid_grad(y, dy):
     return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
 
 
+def _gate_grads(saved, stats, t, dh_new, dc, keep):
+    """Step t's gradients: for its gates' pre-activations dz_t (B, 4H), for
+    c_{t-1} through the forget gate (dc_t f_t) and, with layer normalization
+    (`stats`: LN(c)'s per-step mean and inverse deviation, gain and bias),
+    for LN(c)'s gain and bias; given dh_new = dL/dh_t (zero where the step
+    is masked: `keep` False) and dc, what the later steps send to c_t.
+    """
+    i, f, g, o = (saved[k][t] for k in "ifgo")
+    # The step's own c_t (at a skipped step the carried one: its gradient is
+    # zero either way).
+    c_t = saved["c"][t + 1]
+    if stats is not None:
+        c_mean, c_inv, gamma_c, beta_c = stats
+        c_hat = (c_t - c_mean[t]) * c_inv[t]
+        y = tf.tanh(gamma_c * c_hat + beta_c)
+    else:
+        y = tf.tanh(c_t)
+    # TanhGrad and SigmoidGrad (what TensorFlow's own gradients use): one op
+    # each for dy (1 - y^2) and dy a (1 - a), on H-wide tensors; measured
+    # 4-5% faster training (6-8% without layer normalization) than those
+    # products over the 4H-wide concatenation of the gates.
+    d_y = _tanh_grad(y, dh_new * o)
+    d_cell = None
+    if stats is not None:
+        d_cell = tf.reduce_sum(tf.concat([d_y * c_hat, d_y], -1), 0)
+        dc_new = dc + _normalize_grad(d_y * gamma_c, c_hat, c_inv[t])
+    else:
+        dc_new = dc + d_y
+    if keep is not None:
+        dc_new = tf.where(keep, dc_new, 0.0)
+    dz = tf.concat(
+        [
+            _sigmoid_grad(i, dc_new * g),
+            _sigmoid_grad(f, dc_new * saved["c"][t]),
+            _tanh_grad(g, dc_new * i),
+            _sigmoid_grad(o, dh_new * y),
+        ],
+        -1,
+    )
+    return dz, dc_new * f, d_cell
+
+
 def _backward(options, saved, inputs, upstream):
     """Gradients of `_recurrence` for its inputs.
 
@@ -295,52 +337,24 @@ def _backward(options, saved, inputs, upstream):
     d_hs, d_h_last, d_c_last = upstream
     steps = tf.shape(x)[1]
     units = dim(saved["c"], 2)
-    h_prev, c_prev = saved["h"][:-1], saved["c"][:-1]
+    h_prev = saved["h"][:-1]
     low = (x, tf.transpose(w), tf.transpose(kernel), moments)
     x, w_t, kernel_t, moments = (tf.cast(t, precision) for t in low)
+    stats = None
     if layer_norm:
         inv, c_mean, c_inv = tf.split(saved["stats"], 3, axis=-1)
         neg_inv_cubed = -(inv**3)
+        stats = (c_mean, c_inv, gamma_c, beta_c)
     grads = Steps(steps, ["dx", "dm"] if layer_norm else ["dx"])
 
     def back(t, dh, dc, d_w, d_kernel, d_b, d_cell, buffers):
-        i, f, g, o = (saved[k][t] for k in "ifgo")
-        # The step's own c_t (at a skipped step the carried one: its
-        # gradient is zero either way).
-        c_t = saved["c"][t + 1]
-        if layer_norm:
-            c_hat = (c_t - c_mean[t]) * c_inv[t]
-            y = tf.tanh(gamma_c * c_hat + beta_c)
-        else:
-            y = tf.tanh(c_t)
         if d_hs is not None:
             dh = dh + d_hs[t]
-        if masked:
-            keep = tf.expand_dims(mask[t], -1)
-            dh_new = tf.where(keep, dh, 0.0)
-        else:
-            dh_new = dh
-        # TanhGrad and SigmoidGrad (what TensorFlow's own gradients use):
-        # one op each for dy (1 - y^2) and dy a (1 - a), on H-wide tensors;
-        # measured 4-5% faster training (6-8% without layer normalization)
-        # than those products over the 4H-wide concatenation of the gates.
-        d_y = _tanh_grad(y, dh_new * o)
+        keep = tf.expand_dims(mask[t], -1) if masked else None
+        dh_new = dh if keep is None else tf.where(keep, dh, 0.0)
+        dz, dc_prev, d_cell_t = _gate_grads(saved, stats, t, dh_new, dc, keep)
         if layer_norm:
-            d_cell += tf.reduce_sum(tf.concat([d_y * c_hat, d_y], -1), 0)
-            dc_new = dc + _normalize_grad(d_y * gamma_c, c_hat, c_inv[t])
-        else:
-            dc_new = dc + d_y
-        if masked:
-            dc_new = tf.where(keep, dc_new, 0.0)
-        dz = tf.concat(
-            [
-                _sigmoid_grad(i, dc_new * g),
-                _sigmoid_grad(f, dc_new * c_prev[t]),
-                _tanh_grad(g, dc_new * i),
-                _sigmoid_grad(o, dh_new * y),
-            ],
-            -1,
-        )
+            d_cell += d_cell_t
         # Separate matmuls and accumulators: on a CPU one [W; K]-wide
         # accumulator spills out of cache and costs 3x two narrower ones.
         dx, q = matmul(dz, w_t, precision), matmul(dz, kernel_t, precision)
@@ -361,7 +375,6 @@ def _backward(options, saved, inputs, upstream):
         d_w += matmul(x_t, dz, precision, transpose_a=True)
         d_kernel += matmul(h_in, dz, precision, transpose_a=True)
         d_b += tf.reduce_sum(dz, 0)
-        dc_prev = dc_new * f
         if masked:
             dh_prev = tf.where(keep, dh_prev, dh)
             dc_prev = tf.where(keep, dc_prev, dc)
