@@ -5,16 +5,16 @@
 
 Each cell (`--cells`, names of `recurrent_zoo.cells`) gets a one-layer
 `CharLanguageModel` whose width gives the parameter count closest to the
-reference's (a layer-normalized LSTM of `--reference-units`, the
-`imdb_char_lm` preset's shape), then trains for the same wall-clock time
-(`--minutes`) on the same IMDB training text: the same character
-vocabulary, the same windows in the same order (the char_lm task's
-`window_dataset`, seed 0), its optimizer and loss. The learning rate
-follows a cosine over elapsed time, not steps (`CosineOverTime`), from the
-task's peak to 0 when the time is up, so a faster cell takes more steps on
-the same schedule; the clock starts with the first batch, graph tracing
-included. Each model is then scored in bits per character on the first
-`--test-documents` test reviews, each read whole from a fresh state.
+reference's (a layer-normalized LSTM of `--reference-units`, 256 by
+default: an earlier `imdb_char_lm` preset's shape), then trains for the
+same wall-clock time (`--minutes`) on the same IMDB training text: the
+same character vocabulary, the same windows in the same order (the char_lm
+task's `window_dataset`, seed 0), its optimizer and loss. The learning
+rate follows a cosine over elapsed time, not steps (`CosineOverTime`),
+from the task's peak to 0 when the time is up, so a faster cell takes more
+steps on the same schedule; the clock starts with the first batch, graph
+tracing included. Each model is then scored in bits per character on the
+first `--test-documents` test reviews, each read whole from a fresh state.
 
 The cells run one after another: their figures compare within a run on a
 quiet machine (another process running beside one cell shortens its

@@ -279,11 +279,14 @@ def _sigmoid_grad(y, dy):
 
 
 def _gate_grads(saved, stats, t, dh_new, dc, keep):
-    """Step t's gradients: for its gates' pre-activations dz_t (B, 4H), for
-    c_{t-1} through the forget gate (dc_t f_t) and, with layer normalization
+    """Step t's gradients, given dh_new = dL/dh_t (zero where the step is
+    masked: `keep` False) and dc, what the later steps send to c_t.
+
+    Returns dz_t (B, 4H) for the gates' pre-activations; dL/dc_t f_t, what
+    reaches c_{t-1} through the forget gate (dL/dc_t is dc plus the path
+    through h_t, zero at a masked step); and, with layer normalization
     (`stats`: LN(c)'s per-step mean and inverse deviation, gain and bias),
-    for LN(c)'s gain and bias; given dh_new = dL/dh_t (zero where the step
-    is masked: `keep` False) and dc, what the later steps send to c_t.
+    the step's gradients for LN(c)'s gain and bias (None without it).
     """
     i, f, g, o = (saved[k][t] for k in "ifgo")
     # The step's own c_t (at a skipped step the carried one: its gradient is
