@@ -88,8 +88,18 @@ CANDIDATES = [
     ),
     Candidate("GRU", "keras.GRU", lambda u: keras.layers.GRU(u)),
     Candidate("MinGRU", "recurrent_zoo.MinGRU", lambda u: rz.MinGRU(u)),
+    Candidate(
+        "MinGRU",
+        "recurrent_zoo.MinGRU(use_xla=False)",
+        lambda u: rz.MinGRU(u, use_xla=False),
+    ),
     Candidate("MinGRU", "keras.LSTM", lambda u: keras.layers.LSTM(u)),
     Candidate("MinLSTM", "recurrent_zoo.MinLSTM", lambda u: rz.MinLSTM(u)),
+    Candidate(
+        "MinLSTM",
+        "recurrent_zoo.MinLSTM(use_xla=False)",
+        lambda u: rz.MinLSTM(u, use_xla=False),
+    ),
     Candidate("MinLSTM", "keras.LSTM", lambda u: keras.layers.LSTM(u)),
     Candidate(
         "Bidirectional",
@@ -241,6 +251,11 @@ def infer_step(model: keras.Model, jit_compile: bool):
     return infer
 
 
+# Not an op: `graph_ops` adds it where a function in the graph is compiled
+# by XLA on its own (a min-RNN's training scan).
+XLA_FUNCTION = "<XLA-compiled function>"
+
+
 def graph_ops(function, *args) -> set[str]:
     """Op types in a tf.function's graph, including nested function bodies
     (while-loop bodies, gradients)."""
@@ -248,6 +263,8 @@ def graph_ops(function, *args) -> set[str]:
     ops = {node.op for node in graph_def.node}
     for library_function in graph_def.library.function:
         ops.update(node.op for node in library_function.node_def)
+        if library_function.attr["_XlaMustCompile"].b:
+            ops.add(XLA_FUNCTION)  # a jit_compile=True function inside
     return ops
 
 
@@ -256,7 +273,8 @@ def execution_path(ops: set[str], jit_compile: bool) -> str:
         return "cuDNN"
     if jit_compile:
         return "XLA"
-    return "while_loop" if "While" in ops or "StatelessWhile" in ops else "graph"
+    path = "while_loop" if "While" in ops or "StatelessWhile" in ops else "graph"
+    return f"{path} + XLA function" if XLA_FUNCTION in ops else path
 
 
 def run(function, *args) -> float:

@@ -34,6 +34,19 @@ def test_execution_path_finds_cudnn_in_a_traced_graph():
     assert harness.execution_path(ops, jit_compile=True) == "XLA"
 
 
+def test_execution_path_names_a_min_rnn_training_scan_compiled_by_xla():
+    paths = {}
+    for label in ("recurrent_zoo.MinGRU", "recurrent_zoo.MinGRU(use_xla=False)"):
+        model = harness.build_model(harness.find(label), 4, 5, 3)
+        step = harness.train_step(model, jit_compile=False)
+        ops = harness.graph_ops(step, *harness.make_batch(model, 2))
+        paths[label] = harness.execution_path(ops, jit_compile=False)
+    assert paths == {
+        "recurrent_zoo.MinGRU": "graph + XLA function",
+        "recurrent_zoo.MinGRU(use_xla=False)": "graph",
+    }
+
+
 def test_train_step_learns_and_every_candidate_builds():
     for candidate in harness.CANDIDATES:
         model = harness.build_model(candidate, 4, 5, 3)

@@ -103,6 +103,10 @@ class MinGRU(MinRNN):
         recurrent_dropout: must be 0: nothing recurrent has weights (kept so
             the layer takes the models' common recurrent arguments).
         seed: seed of the dropout mask.
+        use_xla: on TensorFlow, compile a training step's gates and scan
+            with XLA where the time length is fixed (faster on a CPU; see
+            `recurrent_zoo.layers.tf_min_rnn_kernel`). Inference and
+            exports never use it. False keeps plain TensorFlow ops.
         return_sequences, return_state, go_backwards, stateful,
         zero_output_for_mask: as in `keras.layers.RNN`.
 
@@ -142,6 +146,7 @@ class MinGRU(MinRNN):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        use_xla: bool = True,
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,

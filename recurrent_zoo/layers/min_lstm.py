@@ -98,7 +98,7 @@ class MinLSTM(MinRNN):
         candidate_activation, use_bias, kernel_initializer,
         bias_initializer, kernel_regularizer, bias_regularizer,
         kernel_constraint, bias_constraint: see `MinLSTMCell`.
-        activity_regularizer, dropout, recurrent_dropout, seed,
+        activity_regularizer, dropout, recurrent_dropout, seed, use_xla,
         return_sequences, return_state, go_backwards, stateful,
         zero_output_for_mask: see `MinGRU`.
 
@@ -137,6 +137,7 @@ class MinLSTM(MinRNN):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        use_xla: bool = True,
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,

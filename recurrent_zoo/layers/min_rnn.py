@@ -111,11 +111,15 @@ class MinRNNCell(keras.layers.Layer):
         to 1. The projection itself runs in the compute dtype, also when
         called outside the layer's call (`MinRNN.step`), where Keras does not
         cast the weights."""
+        return self.coefficients(ops.cast(self.project(inputs), "float32"))
+
+    def project(self, inputs, add_bias: bool = True):
+        """W x (+ b) in the compute dtype, for one step or every step."""
         dtype = self.compute_dtype
         projected = ops.matmul(ops.cast(inputs, dtype), ops.cast(self.kernel, dtype))
-        if self.use_bias:
+        if self.use_bias and add_bias:
             projected = projected + ops.cast(self.bias, dtype)
-        return self.coefficients(ops.cast(projected, "float32"))
+        return projected
 
     def call(self, inputs, states):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
@@ -146,7 +150,7 @@ class MinRNNCell(keras.layers.Layer):
 
 
 # The layer's own arguments, neither its cell's nor keras.layers.RNN's.
-_LAYER_ARGUMENTS = ("dropout", "recurrent_dropout", "seed")
+_LAYER_ARGUMENTS = ("dropout", "recurrent_dropout", "seed", "use_xla")
 _RNN_ARGUMENTS = (
     "return_sequences",
     "return_state",
@@ -192,6 +196,11 @@ class MinRNN(keras.layers.RNN):
             )
         self.recurrent_dropout = 0.0
         self.seed = own["seed"]
+        if not isinstance(own["use_xla"], bool):
+            raise ValueError(
+                f"`use_xla` must be True or False. Received: use_xla={own['use_xla']!r}"
+            )
+        self.use_xla = own["use_xla"]
         self.seed_generator = keras.random.SeedGenerator(seed=self.seed)
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
@@ -217,17 +226,37 @@ class MinRNN(keras.layers.RNN):
         if self.go_backwards:
             sequences = ops.flip(sequences, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
-        a, b = self.cell.recurrence_inputs(sequences)
         if mask is not None:
-            # A padded step is the identity: h_t = h_{t-1}.
             mask = ops.expand_dims(ops.cast(mask, "bool"), -1)
-            a = ops.where(mask, a, 1.0)
-            b = ops.where(mask, b, 0.0)
         h0 = ops.cast(initial_state[0], "float32")
-        hs = linear_recurrence(a, b, h0)
+        hs = self.fused_states(sequences, mask, h0, training)
+        if hs is None:
+            a, b = self.cell.recurrence_inputs(sequences)
+            if mask is not None:
+                # A padded step is the identity: h_t = h_{t-1}.
+                a = ops.where(mask, a, 1.0)
+                b = ops.where(mask, b, 0.0)
+            hs = linear_recurrence(a, b, h0)
         state = hs[:, -1]
         last_output, outputs = self._keras_outputs(hs, state, mask)
         return last_output, outputs, [state]
+
+    def fused_states(self, sequences, mask, h0, training):
+        """Every state from one XLA-compiled function, or None to fall back
+        to the `keras.ops` scan: only for a training step on TensorFlow with
+        `use_xla` (see `tf_min_rnn_kernel` for when and why)."""
+        if not (training and self.use_xla and keras.backend.backend() == "tensorflow"):
+            return None
+        from recurrent_zoo.layers import tf_min_rnn_kernel
+
+        if not tf_min_rnn_kernel.applies(sequences):
+            return None
+        cell = self.cell
+        # The bias is added inside, where XLA fuses it with the gates.
+        projected = cell.project(sequences, add_bias=False)
+        return tf_min_rnn_kernel.compiled_states(
+            cell.coefficients, projected, cell.bias, mask, h0
+        )
 
     def _keras_outputs(self, hs, state, mask):
         """(last_output, outputs) as Keras's loop gives them: at a padded step
@@ -282,6 +311,7 @@ class MinRNN(keras.layers.RNN):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "use_xla": self.use_xla,
         }
         return {**base_config, **cell_config, **own}
 

@@ -393,6 +393,7 @@ def test_layer_checks(name, export, tmp_path):
         ({"units": 3, "recurrent_dropout": 0.2}, "recurrent_dropout=0.2"),
         ({"units": 3, "candidate_activation": "nope"}, "candidate_activation='nope'"),
         ({"units": 3, "unroll": True}, "unroll=True"),
+        ({"units": 3, "use_xla": "yes"}, "use_xla='yes'"),
     ],
 )
 def test_invalid_arguments(kwargs, message):

@@ -1,0 +1,244 @@
+"""MinGRU and MinLSTM's XLA-compiled training path (`tf_min_rnn_kernel`).
+
+A training call inside a traced function with a known length runs the
+gates and the scan as one XLA-compiled function; everything else runs the
+`keras.ops` scan. The `scan_path` fixture sends each test through one or the
+other and checks that the compiled function ran exactly when meant to. The
+oracles are the NumPy loops of `recurrent_zoo.reference.min_rnn` for outputs
+and the cells inside Keras's own sequential loop (`keras.layers.RNN`) for
+gradients, as in `test_min_rnn.py`.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recurrent_zoo.layers import (
+    Bidirectional,
+    MinGRU,
+    MinGRUCell,
+    MinLSTM,
+    MinLSTMCell,
+    min_rnn,
+    tf_min_rnn_kernel,
+)
+from recurrent_zoo.reference import min_gru_forward, min_lstm_forward
+
+RNG = np.random.default_rng(5)
+X = RNG.normal(size=(3, 9, 4)).astype("float32")
+H0 = RNG.normal(size=(3, 5)).astype("float32")
+# Full; right-padded; holes and leading padding.
+MASK = np.array(
+    [[1] * 9, [1] * 5 + [0] * 4, [0, 1, 1, 0, 1, 0, 1, 1, 0]],
+    bool,
+)
+BIAS = {"bias_initializer": keras.initializers.RandomNormal(0.0, 1.0, seed=3)}
+KINDS = {
+    "min_gru": (MinGRU, MinGRUCell, min_gru_forward),
+    "min_lstm": (MinLSTM, MinLSTMCell, min_lstm_forward),
+}
+
+
+@pytest.fixture(params=list(KINDS))
+def kind(request):
+    return KINDS[request.param]
+
+
+@pytest.fixture
+def compiled_calls(monkeypatch):
+    """A list that grows by one each time the XLA function is built."""
+    calls = []
+    original = tf_min_rnn_kernel.compiled_states
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tf_min_rnn_kernel, "compiled_states", counted)
+    return calls
+
+
+@pytest.fixture(params=["xla", "plain"])
+def scan_path(request, monkeypatch, compiled_calls):
+    """Forces the path; on exit, checks the XLA function ran only on "xla"."""
+    if request.param == "plain":
+        monkeypatch.setattr(min_rnn.MinRNN, "fused_states", lambda self, *a: None)
+    yield request.param
+    assert bool(compiled_calls) == (request.param == "xla"), len(compiled_calls)
+
+
+def _keras_outputs(states, mask):
+    if mask is None:
+        return states
+    started = np.cumsum(mask, axis=1) > 0
+    return np.where(started[..., None], states, 0.0)
+
+
+def _training_step(layer, x, h0, mask, weights):
+    """Outputs and the gradients (x, h0, weights) of a weighted sum of the
+    outputs and the state, in one traced training call."""
+
+    @tf.function
+    def run(x, h0):
+        with tf.GradientTape() as tape:
+            tape.watch([x, h0])
+            outputs, state = layer(x, initial_state=[h0], mask=mask, training=True)
+            loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(state)
+        return [outputs, state], tape.gradient(
+            loss, [x, h0, *layer.trainable_variables]
+        )
+
+    return run(tf.constant(x), tf.constant(h0))
+
+
+@pytest.mark.parametrize(
+    "masked, go_backwards", [(False, False), (True, False), (True, True)]
+)
+def test_training_step_matches_numpy_and_keras_loop(
+    kind, scan_path, masked, go_backwards
+):
+    layer_class, cell_class, reference = kind
+    options = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
+    layer = layer_class(5, **options, **BIAS)
+    layer(X)
+    twin = keras.layers.RNN(cell_class(5), **options)
+    twin(X)
+    twin.set_weights(layer.get_weights())
+    mask = MASK if masked else None
+    weights = RNG.normal(size=(3, 9, 5)).astype("float32")
+    (outputs, state), grads = _training_step(layer, X, H0, mask, weights)
+    _, twin_grads = _training_step(twin, X, H0, mask, weights)
+
+    x, m = (
+        (X[:, ::-1], None if mask is None else mask[:, ::-1])
+        if go_backwards
+        else (X, mask)
+    )
+    states = reference(x, *layer.get_weights(), H0, m)
+    np.testing.assert_allclose(state, states[:, -1], atol=1e-5)
+    np.testing.assert_allclose(outputs, _keras_outputs(states, m), atol=1e-5)
+    for name, a, b in zip(
+        ["x", "h0", "kernel", "bias"], grads, twin_grads, strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=name)
+
+
+def _twins(make):
+    """`make(use_xla)` built both ways, the plain one with the other's weights."""
+    layers = {use_xla: make(use_xla) for use_xla in (True, False)}
+    for layer in layers.values():
+        layer(X)
+    layers[False].set_weights(layers[True].get_weights())
+    return layers
+
+
+def _assert_same(got, want, tolerance):
+    """Equal within `tolerance` of each tensor's largest magnitude: a
+    gradient entry summing terms that cancel keeps only absolute accuracy."""
+    got, want = tf.nest.flatten(got), tf.nest.flatten(want)
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        a, b = np.asarray(tf.cast(a, "float32")), np.asarray(tf.cast(b, "float32"))
+        assert np.all(np.isfinite(a)), i
+        scale = max(1.0, float(np.max(np.abs(b))))
+        np.testing.assert_allclose(a, b, atol=tolerance * scale, rtol=0, err_msg=i)
+
+
+def test_bidirectional_training_step_equals_the_plain_scan(kind, compiled_calls):
+    """Both directions compile, and outputs and gradients are the plain
+    scan's (which `test_min_rnn.py` holds to the equations)."""
+    layer_class = kind[0]
+    wrappers = _twins(
+        lambda use_xla: Bidirectional(
+            layer_class(5, return_sequences=True, use_xla=use_xla, **BIAS)
+        )
+    )
+
+    def run(wrapper):
+        @tf.function
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = wrapper(x, mask=MASK, training=True)
+                loss = tf.reduce_sum(y * tf.range(10, dtype=y.dtype))
+            return y, tape.gradient(loss, [x, *wrapper.trainable_variables])
+
+        return step(tf.constant(X))
+
+    compiled = run(wrappers[True])
+    assert len(compiled_calls) == 2  # the forward and the backward layer
+    _assert_same(compiled, run(wrappers[False]), 1e-5)
+    assert len(compiled_calls) == 2
+
+
+# A mixed policy rounds the projection to the compute dtype on both paths;
+# the gates and the scan are float32 on both.
+MIXED_TOLERANCE = {"mixed_float16": 2e-3, "mixed_bfloat16": 2e-2}
+
+
+@pytest.mark.parametrize("policy", list(MIXED_TOLERANCE))
+def test_mixed_precision_training_step_equals_the_plain_scan(kind, policy):
+    layer_class = kind[0]
+    keras.config.set_dtype_policy(policy)
+    try:
+        layers = _twins(
+            lambda use_xla: layer_class(
+                5, return_sequences=True, return_state=True, use_xla=use_xla, **BIAS
+            )
+        )
+        results = {k: _training_step(v, X, H0, MASK, 1.0) for k, v in layers.items()}
+    finally:
+        keras.config.set_dtype_policy("float32")
+    (outputs, state), _ = results[True]
+    assert outputs.dtype == state.dtype == layers[True].compute_dtype
+    _assert_same(results[True], results[False], MIXED_TOLERANCE[policy])
+
+
+def _holds_xla_function(function, *args) -> bool:
+    graph = function.get_concrete_function(*args).graph.as_graph_def()
+    return any(f.attr["_XlaMustCompile"].b for f in graph.library.function)
+
+
+def test_inference_graphs_hold_no_xla_function(kind):
+    """What an export traces (an inference call) is plain TensorFlow, which
+    TF Serving runs without XLA; the training graph is where XLA goes."""
+    layer = kind[0](5, return_sequences=True)
+    layer(X)
+
+    def call(training):
+        return tf.function(lambda x: layer(x, mask=MASK, training=training))
+
+    assert not _holds_xla_function(call(False), tf.constant(X))
+    assert _holds_xla_function(call(True), tf.constant(X))
+
+
+def test_fit_compiles_only_a_known_length(kind, compiled_calls):
+    """`fit` with a fixed length compiles and learns what `use_xla=False`
+    learns; with the length unknown when traced it keeps the plain scan."""
+    layer_class = kind[0]
+    y = RNG.normal(size=(3, 1)).astype("float32")
+    losses = {}
+    for name, length, use_xla in [
+        ("xla", 9, True),
+        ("plain", 9, False),
+        ("unknown length", None, True),
+    ]:
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((length, 4))
+        hidden = layer_class(5, use_xla=use_xla, **BIAS)(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        # A generator's batches of unknown length trace a `None` time axis.
+        data = tf.data.Dataset.from_generator(
+            lambda: iter([(X, y)]),
+            output_signature=(
+                tf.TensorSpec((None, length, 4)),
+                tf.TensorSpec((None, 1)),
+            ),
+        )
+        history = model.fit(data, epochs=3, verbose=0)
+        losses[name] = history.history["loss"]
+        assert len(compiled_calls) == 1, name  # only the first model compiled
+    np.testing.assert_allclose(losses["xla"], losses["plain"], rtol=1e-5)
+    np.testing.assert_allclose(losses["unknown length"], losses["plain"], rtol=1e-5)
+    assert losses["xla"][-1] < losses["xla"][0]
