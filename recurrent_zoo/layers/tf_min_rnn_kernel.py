@@ -7,9 +7,8 @@ graph runs each of those ops as its own pass over memory; XLA fuses them
 into a few loops. `python benchmarks/layer_speed.py --pairs MinGRU MinLSTM`
 measures what that gives against the same layer without it
 (`MinGRU(use_xla=False)` in the table; `benchmarks/results/min_rnn_xla/`).
-It costs memory: the compiled forward pass hands its backward pass the
-gates it computed, where the plain scan's written gradient keeps only the
-states.
+It costs memory: the training step's peak is higher than the plain scan's
+(the table has both; where the extra buffers come from is not measured).
 
 The compiled function runs only where it cannot hurt anyone:
 
