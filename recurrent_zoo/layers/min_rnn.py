@@ -229,47 +229,74 @@ class MinRNN(keras.layers.RNN):
         if mask is not None:
             mask = ops.expand_dims(ops.cast(mask, "bool"), -1)
         h0 = ops.cast(initial_state[0], "float32")
-        hs = self.fused_states(sequences, mask, h0, training)
-        if hs is None:
-            a, b = self.cell.recurrence_inputs(sequences)
-            if mask is not None:
-                # A padded step is the identity: h_t = h_{t-1}.
-                a = ops.where(mask, a, 1.0)
-                b = ops.where(mask, b, 0.0)
-            hs = linear_recurrence(a, b, h0)
-        state = hs[:, -1]
+        result = self.fused_states(sequences, mask, h0, training)
+        if result is None:
+            result = self.scan_states(self.cell.project(sequences), mask, h0)
+        hs, state = result
         last_output, outputs = self._keras_outputs(hs, state, mask)
         return last_output, outputs, [state]
 
-    def fused_states(self, sequences, mask, h0, training):
-        """Every state from one XLA-compiled function, or None to fall back
-        to the `keras.ops` scan: only for a training step on TensorFlow with
-        `use_xla` (see `tf_min_rnn_kernel` for when and why)."""
-        if not (training and self.use_xla and keras.backend.backend() == "tensorflow"):
-            return None
-        from recurrent_zoo.layers import tf_min_rnn_kernel
+    def scan_states(self, projected, mask, h0):
+        """(every state, the last) by the `keras.ops` parallel scan, from the
+        projected inputs W x_t + b (B, T, gates * units)."""
+        a, b = self.cell.coefficients(ops.cast(projected, "float32"))
+        if mask is not None:
+            # A padded step is the identity: h_t = h_{t-1}.
+            a = ops.where(mask, a, 1.0)
+            b = ops.where(mask, b, 0.0)
+        hs = linear_recurrence(a, b, h0)
+        return hs, hs[:, -1]
 
-        if not tf_min_rnn_kernel.applies(sequences):
+    def fused_states(self, sequences, mask, h0, training):
+        """(every state or None, the last) by a TensorFlow path, or None to
+        fall back to `scan_states`: a training step compiled by XLA (with
+        `use_xla`), or an inference loop on a CPU (`tf_min_rnn_kernel` says
+        when and why)."""
+        if keras.backend.backend() != "tensorflow":
             return None
+        from recurrent_zoo.layers import tf_min_rnn_kernel as kernel
+
         cell = self.cell
-        # The bias is added inside, where XLA fuses it with the gates.
-        projected = cell.project(sequences, add_bias=False)
-        return tf_min_rnn_kernel.compiled_states(
-            cell.coefficients, projected, cell.bias, mask, h0
+        if training:
+            if not (self.use_xla and kernel.compiles(sequences)):
+                return None
+            # The bias is added inside, where XLA fuses it with the gates.
+            projected = cell.project(sequences, add_bias=False)
+            hs = kernel.compiled_states(
+                cell.coefficients, projected, cell.bias, mask, h0
+            )
+            return hs, hs[:, -1]
+        if not kernel.loops():
+            return None
+        projected = cell.project(sequences)
+        return kernel.inference_states(
+            cell.coefficients,
+            projected,
+            mask,
+            h0,
+            sequences=self.return_sequences,
+            scan=lambda: self.scan_states(projected, mask, h0),
         )
 
     def _keras_outputs(self, hs, state, mask):
         """(last_output, outputs) as Keras's loop gives them: at a padded step
         the previous output (zeros before the first real step: the state
         carries h_0, the outputs do not), or zeros with
-        `zero_output_for_mask`."""
+        `zero_output_for_mask`. `hs` None (a path that kept only the last
+        state, for a layer that returns no sequences) gives a one-step
+        stand-in for the outputs, which Keras discards."""
         if mask is None:
-            return state, hs
+            return state, (ops.expand_dims(state, 1) if hs is None else hs)
         if self.zero_output_for_mask:
+            if hs is None:
+                last_output = ops.where(mask[:, -1], state, 0.0)
+                return last_output, ops.expand_dims(last_output, 1)
             outputs = ops.where(mask, hs, 0.0)
             return outputs[:, -1], outputs
-        started = ops.cumsum(ops.cast(mask, "int32"), axis=1) > 0
         last_output = ops.where(ops.any(mask, axis=1), state, 0.0)
+        if hs is None:
+            return last_output, ops.expand_dims(last_output, 1)
+        started = ops.cumsum(ops.cast(mask, "int32"), axis=1) > 0
         return last_output, ops.where(started, hs, 0.0)
 
     def step(self, inputs, state=None) -> tuple[Any, Any]:

@@ -1,4 +1,4 @@
-"""A min-RNN's gates and scan compiled by XLA, for training on TensorFlow.
+"""A min-RNN's TensorFlow paths: training compiled by XLA, inference looped.
 
 After its one matmul, a min-RNN (`min_rnn.py`) is nothing but elementwise
 work over (batch, T, units) tensors: the gates, the coefficients a_t and b_t,
@@ -6,7 +6,7 @@ the parallel scan and, in training, the gradients of all three. TensorFlow's
 graph runs each of those ops as its own pass over memory; XLA fuses them
 into a few loops. `python benchmarks/layer_speed.py --pairs MinGRU MinLSTM`
 measures what that gives against the same layer without it
-(`MinGRU(use_xla=False)` in the table; `benchmarks/results/min_rnn_xla/`).
+(`MinGRU(use_xla=False)` in the table; `benchmarks/results/min_rnn/`).
 It costs memory: the training step's peak is higher than the plain scan's
 (the table has both; where the extra buffers come from is not measured).
 
@@ -24,8 +24,12 @@ The compiled function runs only where it cannot hurt anyone:
   calls keep the plain ops too. The batch size may vary: a final short
   batch costs one more compilation.
 
-Everywhere else (eager calls, other backends, unknown lengths, `use_xla=False`)
-the layer runs its `keras.ops` scan, which computes the same.
+Inference on a CPU loops over the steps for batches of `LOOP_MIN_BATCH` or
+more (`inference_states`): plain TensorFlow ops, so exports keep it.
+
+Everywhere else (eager training calls, other backends, unknown lengths in
+training, `use_xla=False`, small inference batches, a visible GPU) the
+layer runs its `keras.ops` scan, which computes the same.
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ import tensorflow as tf
 
 from recurrent_zoo.layers.parallel_scan import linear_recurrence
 
-__all__ = ["applies", "compiled_states"]
+__all__ = ["compiled_states", "compiles", "inference_states", "loops"]
 
 
-def applies(sequences) -> bool:
+def compiles(sequences) -> bool:
     """Whether a training call on `sequences` (B, T, F) compiles: inside a
     traced function (not eagerly, where each call would trace anew), with
     T known."""
@@ -58,7 +62,7 @@ def compiled_states(coefficients, projected, bias, mask, h0):
         h0: (B, H) float32.
 
     Returns:
-        (B, T, H) float32 states. Call it only where `applies`.
+        (B, T, H) float32 states. Call it only where `compiles`.
     """
 
     # Made anew for each trace of the caller, so it closes over this cell's
@@ -76,3 +80,71 @@ def compiled_states(coefficients, projected, bias, mask, h0):
     # A Keras variable is not a tensor to tf.function's tracing.
     bias = None if bias is None else tf.convert_to_tensor(bias)
     return states(projected, bias, mask, h0)
+
+
+# Batches this large or larger run the inference loop, smaller ones the scan:
+# at batch 1 the scan's passes over (1, T, H) stay in cache and beat T loop
+# iterations; from about 8 to 32 the two are level; at 64 and 256 the loop
+# wins (a probe at 200 steps, 128 units; README, "minGRU and minLSTM").
+LOOP_MIN_BATCH = 16
+
+
+def loops() -> bool:
+    """Whether inference may loop over the steps: not where a GPU is
+    visible, where the scan's O(log T) depth is the point."""
+    return not tf.config.list_logical_devices("GPU")
+
+
+def inference_states(coefficients, projected, mask, h0, sequences: bool, scan):
+    """(h_1..h_T or None, h_T) for inference: a loop over the steps for
+    batches of `LOOP_MIN_BATCH` or more, `scan()` for smaller ones.
+
+    The scan streams every (B, T, H) coefficient and partial state through
+    memory several times; the loop computes a step's gates from its slice
+    of W x + b and updates h while both are in cache, once per step.
+
+    Args:
+        coefficients: the cell's `coefficients`.
+        projected: (B, T, gates * H), W x_t + b in the compute dtype.
+        mask: None or (B, T, 1) bool.
+        h0: (B, H) float32.
+        sequences: whether to return every state (else None for them).
+        scan: a callable returning the scan's (states, last state).
+    """
+    batch = projected.shape[0]
+    if batch is not None:
+        if batch >= LOOP_MIN_BATCH:
+            return _loop(coefficients, projected, mask, h0, sequences)
+        return _scanned(scan, sequences)
+    return tf.cond(
+        tf.shape(projected)[0] >= LOOP_MIN_BATCH,
+        lambda: _loop(coefficients, projected, mask, h0, sequences),
+        lambda: _scanned(scan, sequences),
+    )
+
+
+def _scanned(scan, sequences: bool):
+    hs, last = scan()
+    return (hs, last) if sequences else (None, last)
+
+
+def _loop(coefficients, projected, mask, h0, sequences: bool):
+    steps = tf.shape(projected)[1]
+    # Time-major once, so each step reads a contiguous slice.
+    projected = tf.transpose(projected, (1, 0, 2))
+    mask = None if mask is None else tf.transpose(mask, (1, 0, 2))
+
+    def step(t, h, states):
+        a, b = coefficients(tf.cast(projected[t], tf.float32))
+        h_new = a * h + b
+        if mask is not None:
+            h_new = tf.where(mask[t], h_new, h)
+        return t + 1, h_new, states.write(t, h_new) if sequences else states
+
+    _, last, states = tf.while_loop(
+        lambda t, *_: t < steps,
+        step,
+        (0, h0, tf.TensorArray(tf.float32, size=steps if sequences else 0)),
+        maximum_iterations=steps,
+    )
+    return (tf.transpose(states.stack(), (1, 0, 2)) if sequences else None), last

@@ -1,12 +1,14 @@
-"""MinGRU and MinLSTM's XLA-compiled training path (`tf_min_rnn_kernel`).
+"""MinGRU and MinLSTM's TensorFlow paths (`tf_min_rnn_kernel`).
 
 A training call inside a traced function with a known length runs the
-gates and the scan as one XLA-compiled function; everything else runs the
-`keras.ops` scan. The `scan_path` fixture sends each test through one or the
-other and checks that the compiled function ran exactly when meant to. The
-oracles are the NumPy loops of `recurrent_zoo.reference.min_rnn` for outputs
-and the cells inside Keras's own sequential loop (`keras.layers.RNN`) for
-gradients, as in `test_min_rnn.py`.
+gates and the scan as one XLA-compiled function; an inference call on a CPU
+with a batch of `LOOP_MIN_BATCH` or more loops over the steps; everything
+else runs the `keras.ops` scan. The `scan_path` fixture sends each training
+test through the compiled function or the scan and checks that the compiled
+function ran exactly when meant to. The oracles are the NumPy loops of
+`recurrent_zoo.reference.min_rnn` for outputs and the cells inside Keras's
+own sequential loop (`keras.layers.RNN`) for gradients, as in
+`test_min_rnn.py`.
 """
 
 import keras
@@ -242,3 +244,87 @@ def test_fit_compiles_only_a_known_length(kind, compiled_calls):
     np.testing.assert_allclose(losses["xla"], losses["plain"], rtol=1e-5)
     np.testing.assert_allclose(losses["unknown length"], losses["plain"], rtol=1e-5)
     assert losses["xla"][-1] < losses["xla"][0]
+
+
+@pytest.fixture
+def loop_calls(monkeypatch):
+    """A list that grows by one each time the inference loop is built."""
+    calls = []
+    original = tf_min_rnn_kernel._loop
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tf_min_rnn_kernel, "_loop", counted)
+    return calls
+
+
+BIG = tf_min_rnn_kernel.LOOP_MIN_BATCH + 2
+X_BIG = RNG.normal(size=(BIG, 9, 4)).astype("float32")
+H0_BIG = RNG.normal(size=(BIG, 5)).astype("float32")
+MASK_BIG = np.resize(MASK, (BIG, 9))
+
+
+@pytest.mark.parametrize(
+    "masked, go_backwards, return_sequences, zero_output_for_mask",
+    [
+        (False, False, True, False),
+        (True, False, True, False),
+        (True, True, True, True),
+        (True, False, False, False),
+        (True, True, False, True),
+        (False, True, False, False),
+    ],
+)
+def test_inference_loop_matches_numpy(
+    kind, loop_calls, masked, go_backwards, return_sequences, zero_output_for_mask
+):
+    layer_class, _, reference = kind
+    layer = layer_class(
+        5,
+        return_sequences=return_sequences,
+        return_state=True,
+        go_backwards=go_backwards,
+        zero_output_for_mask=zero_output_for_mask,
+        **BIAS,
+    )
+    mask = MASK_BIG if masked else None
+    output, state = layer(X_BIG, initial_state=[H0_BIG], mask=mask)
+    assert len(loop_calls) == 1
+    x, m = (X_BIG, mask)
+    if go_backwards:
+        x, m = X_BIG[:, ::-1], None if mask is None else mask[:, ::-1]
+    states = reference(x, *layer.get_weights(), H0_BIG, m)
+    if m is None:
+        outputs = states
+    elif zero_output_for_mask:
+        outputs = np.where(m[..., None], states, 0.0)
+    else:
+        outputs = _keras_outputs(states, m)
+    want = outputs if return_sequences else outputs[:, -1]
+    if masked and not return_sequences and not zero_output_for_mask:
+        want = np.where(m.any(1, keepdims=True), states[:, -1], 0.0)
+    np.testing.assert_allclose(state, states[:, -1], atol=1e-5)
+    np.testing.assert_allclose(output, want, atol=1e-5)
+
+
+def test_unknown_batch_picks_the_loop_or_the_scan_at_run_time(kind, loop_calls):
+    layer_class, _, reference = kind
+    layer = layer_class(5, return_sequences=True, **BIAS)
+    layer(X)
+    spec = tf.TensorSpec((None, 9, 4))
+    run = tf.function(lambda x: layer(x, mask=None), input_signature=[spec])
+    for x in (X, X_BIG):  # below and above LOOP_MIN_BATCH
+        states = reference(x, *layer.get_weights())
+        np.testing.assert_allclose(run(x), states, atol=1e-5)
+    assert len(loop_calls) == 1  # traced once, in the graph's tf.cond
+
+
+def test_no_inference_loop_where_a_gpu_is_visible(kind, loop_calls, monkeypatch):
+    layer_class, _, reference = kind
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["/GPU:0"])
+    layer = layer_class(5, return_sequences=True, **BIAS)
+    got = layer(X_BIG)
+    assert not loop_calls
+    np.testing.assert_allclose(got, reference(X_BIG, *layer.get_weights()), atol=1e-5)
