@@ -309,15 +309,21 @@ def test_inference_loop_matches_numpy(
     np.testing.assert_allclose(output, want, atol=1e-5)
 
 
-def test_unknown_batch_picks_the_loop_or_the_scan_at_run_time(kind, loop_calls):
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["seq", "last"])
+def test_unknown_batch_picks_the_loop_or_the_scan_at_run_time(
+    kind, loop_calls, return_sequences
+):
     layer_class, _, reference = kind
-    layer = layer_class(5, return_sequences=True, **BIAS)
+    layer = layer_class(5, return_sequences=return_sequences, **BIAS)
     layer(X)
-    spec = tf.TensorSpec((None, 9, 4))
-    run = tf.function(lambda x: layer(x, mask=None), input_signature=[spec])
-    for x in (X, X_BIG):  # below and above LOOP_MIN_BATCH
-        states = reference(x, *layer.get_weights())
-        np.testing.assert_allclose(run(x), states, atol=1e-5)
+    spec = [tf.TensorSpec((None, 9, 4)), tf.TensorSpec((None, 9), tf.bool)]
+    run = tf.function(lambda x, m: layer(x, mask=m), input_signature=spec)
+    for x, mask in ((X, MASK), (X_BIG, MASK_BIG)):  # below and above the bar
+        states = reference(x, *layer.get_weights(), mask=mask)
+        want = _keras_outputs(states, mask)
+        if not return_sequences:
+            want = np.where(mask.any(1, keepdims=True), states[:, -1], 0.0)
+        np.testing.assert_allclose(run(x, mask), want, atol=1e-5)
     assert len(loop_calls) == 1  # traced once, in the graph's tf.cond
 
 
