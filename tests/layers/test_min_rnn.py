@@ -12,16 +12,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from layer_checks import check_stateful, run_layer_checks
+from min_rnn_cases import BIAS, KINDS, keras_outputs
 
 from recurrent_zoo.layers import (
     Bidirectional,
     MinGRU,
-    MinGRUCell,
     MinLSTM,
-    MinLSTMCell,
     parallel_scan,
 )
-from recurrent_zoo.reference import min_gru_forward, min_lstm_forward
 
 RNG = np.random.default_rng(11)
 X = RNG.normal(size=(4, 7, 3)).astype("float32")
@@ -36,27 +34,11 @@ MASK = np.array(
     ],
     bool,
 )
-# Biases of order 1, so a dropped or misplaced one shows.
-BIAS = {"bias_initializer": keras.initializers.RandomNormal(0.0, 1.0, seed=3)}
-# name -> (layer, cell, NumPy reference)
-KINDS = {
-    "min_gru": (MinGRU, MinGRUCell, min_gru_forward),
-    "min_lstm": (MinLSTM, MinLSTMCell, min_lstm_forward),
-}
 
 
 @pytest.fixture(params=list(KINDS))
 def kind(request):
     return KINDS[request.param]
-
-
-def _keras_outputs(states, mask):
-    """Keras's loop outputs from the states: zeros before a row's first real
-    step, the previous output (= the carried state) at later masked ones."""
-    if mask is None:
-        return states
-    started = np.cumsum(mask, axis=1) > 0
-    return np.where(started[..., None], states, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +70,7 @@ def test_forward_matches_numpy(kind, activation, masked, go_backwards):
     )
     states = reference(x, *layer.get_weights(), H0, m, activation)
     np.testing.assert_allclose(state, states[:, -1], atol=1e-5)
-    np.testing.assert_allclose(outputs, _keras_outputs(states, m), atol=1e-5)
+    np.testing.assert_allclose(outputs, keras_outputs(states, m), atol=1e-5)
     if masked:  # the row with no real step keeps its initial state
         np.testing.assert_allclose(np.asarray(state)[3], H0[3], atol=1e-7)
 
@@ -126,7 +108,7 @@ def test_gradients_match_finite_differences(kind, masked):
 
     def numpy_loss():
         states = reference(arrays[0], arrays[2], arrays[3], arrays[1], mask)
-        outputs = _keras_outputs(states, mask)
+        outputs = keras_outputs(states, mask)
         return np.sum(outputs * w_seq) + np.sum(states[:, -1] * w_state)
 
     expected = _finite_differences(numpy_loss, arrays)
@@ -197,7 +179,7 @@ def test_long_sequences_match_numpy_without_overflow(kind):
     (outputs, state), grads = _gradients(layer, x, h0, mask, weights)
     states = reference(x, *layer.get_weights(), h0, mask)
     np.testing.assert_allclose(state, states[:, -1], atol=1e-5)
-    np.testing.assert_allclose(outputs, _keras_outputs(states, mask), atol=1e-5)
+    np.testing.assert_allclose(outputs, keras_outputs(states, mask), atol=1e-5)
     for grad in grads:
         assert np.all(np.isfinite(grad))
 
@@ -286,9 +268,9 @@ def test_in_bidirectional_equals_each_row_run_alone(kind):
     got = np.asarray(wrapper(X[:3], mask=mask))
     forward = wrapper.forward_layer.get_weights()
     backward = wrapper.backward_layer.get_weights()
-    y_fwd = _keras_outputs(reference(X[:3], *forward, mask=mask), mask)
+    y_fwd = keras_outputs(reference(X[:3], *forward, mask=mask), mask)
     x_bwd, m_bwd = _reverse_rows(X[:3], lengths), _reverse_rows(mask, lengths)
-    y_bwd = _keras_outputs(reference(x_bwd, *backward, mask=m_bwd), m_bwd)
+    y_bwd = keras_outputs(reference(x_bwd, *backward, mask=m_bwd), m_bwd)
     y_bwd = _reverse_rows(y_bwd, lengths)
     want = np.where(mask[..., None], np.concatenate([y_fwd, y_bwd], -1), 0.0)
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -314,7 +296,7 @@ def test_stacked_layers_pass_the_mask_on(kind):
     model = keras.Model(inputs, second(first(masked)))
     x = np.where(MASK[..., None], X, 0.0).astype("float32")
     states = reference(x, *first.get_weights(), mask=MASK)
-    last = reference(_keras_outputs(states, MASK), *second.get_weights(), mask=MASK)
+    last = reference(keras_outputs(states, MASK), *second.get_weights(), mask=MASK)
     want = np.where(MASK.any(1, keepdims=True), last[:, -1], 0.0)
     np.testing.assert_allclose(model(x), want, atol=1e-5)
 

@@ -15,17 +15,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from min_rnn_cases import BIAS, KINDS, keras_outputs
 
 from recurrent_zoo.layers import (
     Bidirectional,
-    MinGRU,
-    MinGRUCell,
-    MinLSTM,
-    MinLSTMCell,
     min_rnn,
     tf_min_rnn_kernel,
 )
-from recurrent_zoo.reference import min_gru_forward, min_lstm_forward
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(3, 9, 4)).astype("float32")
@@ -35,11 +31,6 @@ MASK = np.array(
     [[1] * 9, [1] * 5 + [0] * 4, [0, 1, 1, 0, 1, 0, 1, 1, 0]],
     bool,
 )
-BIAS = {"bias_initializer": keras.initializers.RandomNormal(0.0, 1.0, seed=3)}
-KINDS = {
-    "min_gru": (MinGRU, MinGRUCell, min_gru_forward),
-    "min_lstm": (MinLSTM, MinLSTMCell, min_lstm_forward),
-}
 
 
 @pytest.fixture(params=list(KINDS))
@@ -47,18 +38,23 @@ def kind(request):
     return KINDS[request.param]
 
 
-@pytest.fixture
-def compiled_calls(monkeypatch):
-    """A list that grows by one each time the XLA function is built."""
+def _counted(monkeypatch, name):
+    """A list that grows by one at each call of `tf_min_rnn_kernel.<name>`."""
     calls = []
-    original = tf_min_rnn_kernel.compiled_states
+    original = getattr(tf_min_rnn_kernel, name)
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(tf_min_rnn_kernel, "compiled_states", counted)
+    monkeypatch.setattr(tf_min_rnn_kernel, name, counted)
     return calls
+
+
+@pytest.fixture
+def compiled_calls(monkeypatch):
+    """A list that grows by one each time the XLA function is built."""
+    return _counted(monkeypatch, "compiled_states")
 
 
 @pytest.fixture(params=["xla", "plain"])
@@ -68,13 +64,6 @@ def scan_path(request, monkeypatch, compiled_calls):
         monkeypatch.setattr(min_rnn.MinRNN, "fused_states", lambda self, *a: None)
     yield request.param
     assert bool(compiled_calls) == (request.param == "xla"), len(compiled_calls)
-
-
-def _keras_outputs(states, mask):
-    if mask is None:
-        return states
-    started = np.cumsum(mask, axis=1) > 0
-    return np.where(started[..., None], states, 0.0)
 
 
 def _training_step(layer, x, h0, mask, weights):
@@ -119,7 +108,7 @@ def test_training_step_matches_numpy_and_keras_loop(
     )
     states = reference(x, *layer.get_weights(), H0, m)
     np.testing.assert_allclose(state, states[:, -1], atol=1e-5)
-    np.testing.assert_allclose(outputs, _keras_outputs(states, m), atol=1e-5)
+    np.testing.assert_allclose(outputs, keras_outputs(states, m), atol=1e-5)
     for name, a, b in zip(
         ["x", "h0", "kernel", "bias"], grads, twin_grads, strict=True
     ):
@@ -249,15 +238,7 @@ def test_fit_compiles_only_a_known_length(kind, compiled_calls):
 @pytest.fixture
 def loop_calls(monkeypatch):
     """A list that grows by one each time the inference loop is built."""
-    calls = []
-    original = tf_min_rnn_kernel._loop
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(tf_min_rnn_kernel, "_loop", counted)
-    return calls
+    return _counted(monkeypatch, "_loop")
 
 
 BIG = tf_min_rnn_kernel.LOOP_MIN_BATCH + 2
@@ -301,7 +282,7 @@ def test_inference_loop_matches_numpy(
     elif zero_output_for_mask:
         outputs = np.where(m[..., None], states, 0.0)
     else:
-        outputs = _keras_outputs(states, m)
+        outputs = keras_outputs(states, m)
     want = outputs if return_sequences else outputs[:, -1]
     if masked and not return_sequences and not zero_output_for_mask:
         want = np.where(m.any(1, keepdims=True), states[:, -1], 0.0)
@@ -320,7 +301,7 @@ def test_unknown_batch_picks_the_loop_or_the_scan_at_run_time(
     run = tf.function(lambda x, m: layer(x, mask=m), input_signature=spec)
     for x, mask in ((X, MASK), (X_BIG, MASK_BIG)):  # below and above the bar
         states = reference(x, *layer.get_weights(), mask=mask)
-        want = _keras_outputs(states, mask)
+        want = keras_outputs(states, mask)
         if not return_sequences:
             want = np.where(mask.any(1, keepdims=True), states[:, -1], 0.0)
         np.testing.assert_allclose(run(x, mask), want, atol=1e-5)
