@@ -268,14 +268,14 @@ class MinRNN(keras.layers.RNN):
             return hs, hs[:, -1]
         if not kernel.loops():
             return None
-        projected = cell.project(sequences)
         return kernel.inference_states(
             cell.coefficients,
-            projected,
+            cell.project,
+            sequences,
             mask,
             h0,
-            sequences=self.return_sequences,
-            scan=lambda: self.scan_states(projected, mask, h0),
+            keep_all=self.return_sequences,
+            scan=lambda: self.scan_states(cell.project(sequences), mask, h0),
         )
 
     def _keras_outputs(self, hs, state, mask):

@@ -18,6 +18,7 @@ from recurrent_zoo.layers import (
     Bidirectional,
     MinGRU,
     MinLSTM,
+    MinLSTMCell,
     parallel_scan,
 )
 
@@ -413,3 +414,25 @@ def test_text_classifier_trains_with_the_cell(cell):
     losses = model.fit(texts, labels, batch_size=8, epochs=3, verbose=0)
     losses = losses.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+
+
+def test_min_lstm_gates_exact_where_both_underflow():
+    """f' = f / (f + i) for pre-activations from ordinary to far below
+    float32's underflow (sigmoid(-300) is 0 there), against the same
+    quotient in float64 log space: f' = sigmoid(log f - log i), with
+    log sigmoid(k) = -log(1 + e^-k). Gradients finite everywhere."""
+    k_f = np.array([0.5, -3.0, -30.0, -95.0, -300.0, -300.0, -1e4, 40.0, -88.0])
+    k_i = np.array([-0.5, 2.0, -25.0, -90.0, -305.0, -290.0, -1e4 - 3, 41.0, -20.0])
+    cell = MinLSTMCell(len(k_f), candidate_activation="linear")
+    cell.build((None, 1))
+    k_h = np.linspace(-2.0, 2.0, len(k_f))
+    projected = tf.constant(np.concatenate([k_f, k_i, k_h])[None], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(projected)
+        a, b = cell.coefficients(projected)
+        loss = tf.reduce_sum(a * 0.3 + b * 0.7)
+    log_ratio = np.logaddexp(0.0, -k_f) - np.logaddexp(0.0, -k_i)  # log(i / f)
+    forget = 1.0 / (1.0 + np.exp(log_ratio))
+    np.testing.assert_allclose(a[0], forget, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(b[0], (1.0 - forget) * k_h, rtol=1e-6, atol=1e-7)
+    assert np.all(np.isfinite(tape.gradient(loss, projected)))
