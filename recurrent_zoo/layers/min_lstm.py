@@ -39,9 +39,9 @@ class MinLSTMCell(MinRNNCell):
 
     The paper then scans in log space (`parallel_scan_log`), which needs
     h~_t > 0, hence its candidate activation g(x) = x + 0.5 (x >= 0),
-    sigmoid(x) (x < 0), and a positive h_0; this layer's scan is in linear space (see
-    `recurrent_zoo.layers.parallel_scan`), exact for any sign, so g is the
-    default only to follow the paper's log-space models:
+    sigmoid(x) (x < 0), and a positive h_0; this layer's scan is in linear
+    space (see `recurrent_zoo.layers.parallel_scan`), exact for any sign, so
+    g is the default only to follow the paper's log-space models:
     `candidate_activation="linear"` gives its plain minLSTM, and h_0 may be
     any real vector.
 
