@@ -286,6 +286,19 @@ def test_cudnn_builtins_run_without_xla_beside_ours():
     assert "note" in rows[1] and "note" not in rows[0]
 
 
+def test_configs_take_both_shapes_on_a_gpu_and_every_kind_in_a_quick_run():
+    full = [c["tag"] for c in suite_speed.layer_speed_configs(quick=False)]
+    assert full == [
+        "base_jit-off", "base_jit-on", "long_jit-off", "long_jit-on",
+        "base_mixed-float16",
+    ]  # fmt: skip
+    quick = suite_speed.layer_speed_configs(quick=True)
+    assert [c["tag"] for c in quick] == [
+        "base_jit-off", "base_jit-on", "base_mixed-float16",
+    ]  # fmt: skip
+    assert max(c["batch"] * c["steps"] * c["units"] for c in quick) < 1000
+
+
 def test_layer_speed_part_in_process_writes_each_config(tmp_path, monkeypatch):
     # The part as its child runs it, one cheap pair: the quick whole run is
     # slow, and this is where layer_speed's report meets the suite's arguments.

@@ -95,15 +95,15 @@ def test_newsgroups_topic_classifies_real_test_posts(shared_data):
 def test_imdb_char_lm_scores_real_test_reviews_near_its_card(shared_data):
     model = from_preset("imdb_char_lm", compile=False)
     assert isinstance(model, CharLanguageModel)
-    # 100 of the test reviews the card was measured on (about 130,000
+    # 40 of the test reviews the card was measured on (about 50,000
     # characters): reviews differ, so the slice lands near the card, not on it.
-    test = load_text_documents(shared_data, "test", max_documents=100)
+    test = load_text_documents(shared_data, "test", max_documents=40)
     bits = model.bits_per_character(test.texts)
     card = list_presets()["imdb_char_lm"]
     assert abs(bits - card["test_bits_per_character"]) < 0.15, bits
     # The same characters in a random order: no words left to predict.
     rng = np.random.default_rng(0)
-    shuffled = ["".join(rng.permutation(list(t))) for t in test.texts[:20]]
+    shuffled = ["".join(rng.permutation(list(t))) for t in test.texts[:8]]
     assert model.bits_per_character(shuffled) > bits + 1.5
 
 
