@@ -19,7 +19,7 @@ SHAPES = {
 }
 # A smoke run on a CPU: one tiny shape still takes every kind of config (XLA
 # off and on, mixed precision), and each config costs a build of every
-# candidate, the most of a quick run's time.
+# candidate: most of a quick run's time.
 QUICK_SHAPES = {"base": dict(batch=4, steps=6, features=3, units=5)}
 # One build and few repetitions: the budget goes to covering every shape.
 TIMING = dict(builds=1, repeats=5, calls=1, warmup=1)
