@@ -65,6 +65,16 @@ def uses_cudnn(candidate: Any) -> bool:
     return candidate.builtin and getattr(inner, "use_cudnn", False) in ("auto", True)
 
 
+def pair_members(pair: str, quick: bool) -> list:
+    """A pair's candidates; a quick run leaves out the variants with an
+    argument (`layer_norm=False`, `use_xla=False`), which take the paths of
+    the layers they vary."""
+    import harness
+
+    return [c for c in harness.CANDIDATES
+            if c.pair == pair and not (quick and "=" in c.label)]  # fmt: skip
+
+
 def measure_unit(
     members: list, args: argparse.Namespace, gpu: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -131,7 +141,7 @@ def part_layer_speed(writer: PartWriter) -> None:
     record.command = writer.spec["command"]
     per_candidate_s: dict[str, float] = {}
     for pair in LAYER_PAIRS:
-        members = [c for c in harness.CANDIDATES if c.pair == pair]
+        members = pair_members(pair, writer.spec["quick"])
         for config in layer_speed_configs(writer.spec["quick"]):
             tag = config["tag"]
             # The last unit at this config predicts this one's cost.

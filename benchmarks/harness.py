@@ -72,6 +72,11 @@ class Candidate:
 
 CANDIDATES = [
     Candidate("SimpleRNN", "recurrent_zoo.SimpleRNN", lambda u: rz.SimpleRNN(u)),
+    Candidate(
+        "SimpleRNN",
+        "recurrent_zoo.SimpleRNN(use_xla=True)",
+        lambda u: rz.SimpleRNN(u, use_xla=True),
+    ),
     Candidate("SimpleRNN", "keras.SimpleRNN", lambda u: keras.layers.SimpleRNN(u)),
     Candidate("LSTM", "recurrent_zoo.LayerNormLSTM", lambda u: rz.LayerNormLSTM(u)),
     Candidate(
@@ -79,12 +84,22 @@ CANDIDATES = [
         "recurrent_zoo.LayerNormLSTM(layer_norm=False)",
         lambda u: rz.LayerNormLSTM(u, layer_norm=False),
     ),
+    Candidate(
+        "LSTM",
+        "recurrent_zoo.LayerNormLSTM(use_xla=False)",
+        lambda u: rz.LayerNormLSTM(u, use_xla=False),
+    ),
     Candidate("LSTM", "keras.LSTM", lambda u: keras.layers.LSTM(u)),
     Candidate("GRU", "recurrent_zoo.LayerNormGRU", lambda u: rz.LayerNormGRU(u)),
     Candidate(
         "GRU",
         "recurrent_zoo.LayerNormGRU(layer_norm=False)",
         lambda u: rz.LayerNormGRU(u, layer_norm=False),
+    ),
+    Candidate(
+        "GRU",
+        "recurrent_zoo.LayerNormGRU(use_xla=False)",
+        lambda u: rz.LayerNormGRU(u, use_xla=False),
     ),
     Candidate("GRU", "keras.GRU", lambda u: keras.layers.GRU(u)),
     Candidate("MinGRU", "recurrent_zoo.MinGRU", lambda u: rz.MinGRU(u)),
@@ -105,6 +120,11 @@ CANDIDATES = [
         "Bidirectional",
         "recurrent_zoo.Bidirectional(LayerNormLSTM)",
         lambda u: rz.Bidirectional(rz.LayerNormLSTM(u)),
+    ),
+    Candidate(
+        "Bidirectional",
+        "recurrent_zoo.Bidirectional(LayerNormLSTM(use_xla=False))",
+        lambda u: rz.Bidirectional(rz.LayerNormLSTM(u, use_xla=False)),
     ),
     Candidate(
         "Bidirectional",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 
 import keras
+import numpy as np
 from layer_checks import loop_path
 
 from recurrent_zoo.layers import (
@@ -117,3 +118,25 @@ def all_kernels_forced(path: str, monkeypatch):
         for cls, (module, function) in KERNELS.items():
             stack.enter_context(loop_path(path, monkeypatch, cls, module, function))
         yield path
+
+
+# The XLA tests' shared cases and tolerances (test_xla.py, test_kernel_xla.py).
+MASK = np.arange(TIME)[None, :] < np.array(LENGTHS)[:, None]
+# XLA's CPU tanh and sigmoid are approximations a few float32 ulps from
+# TensorFlow's; a normalization over as few values as a tiny layer has (the
+# reset-before GRU's candidate product, 3 here) divides such differences by
+# their small spread: 1.02e-5 was seen, so 2e-5.
+OUTPUT_ATOL = 2e-5
+GRAD_TOL = 1e-4
+
+# (masked, go_backwards, return_sequences, return_state): everything on, then
+# everything off. The kernels see go_backwards only as a flipped input and
+# mask, and Bidirectional's backward layer runs forwards over masked input,
+# so masked forward runs are covered too.
+OPTIONS = [(True, True, True, True), (False, False, False, False)]
+
+
+def option_id(row):
+    """A pytest id for an OPTIONS row: the options that are on."""
+    names = ("masked", "backwards", "seq", "state")
+    return "-".join(n for n, on in zip(names, row, strict=True) if on) or "plain"

@@ -139,7 +139,10 @@ def test_layer_speed_script_writes_its_results(tmp_path):
     assert payload["command"].startswith("python ")
     assert payload["machine"]["tensorflow"] == tf.__version__
     rows = {r["layer"]: r for r in payload["results"]}
-    assert set(rows) == {"recurrent_zoo.SimpleRNN", "keras.SimpleRNN"}
+    assert set(rows) == {
+        "recurrent_zoo.SimpleRNN", "recurrent_zoo.SimpleRNN(use_xla=True)",
+        "keras.SimpleRNN",
+    }  # fmt: skip
     builtin = rows["keras.SimpleRNN"]
     assert builtin["throughput_ratio"] == 1.0
     mine = rows["recurrent_zoo.SimpleRNN"]
@@ -147,6 +150,9 @@ def test_layer_speed_script_writes_its_results(tmp_path):
         mine["sequences_per_s"] / builtin["sequences_per_s"]
     )
     assert mine["path"] == "while_loop"
+    assert rows["recurrent_zoo.SimpleRNN(use_xla=True)"]["path"] == (
+        "while_loop + XLA function"
+    )
     assert mine["train_peak_mib"] > 0
     table = (tmp_path / "layer_speed.md").read_text()
     assert "| SimpleRNN | recurrent_zoo.SimpleRNN | while_loop |" in table

@@ -299,6 +299,19 @@ def test_configs_take_both_shapes_on_a_gpu_and_every_kind_in_a_quick_run():
     assert max(c["batch"] * c["steps"] * c["units"] for c in quick) < 1000
 
 
+def test_a_quick_run_leaves_out_the_variants_a_gpu_run_measures():
+    full = [c.label for c in suite_speed.pair_members("LSTM", quick=False)]
+    assert full == [
+        "recurrent_zoo.LayerNormLSTM", "recurrent_zoo.LayerNormLSTM(layer_norm=False)",
+        "recurrent_zoo.LayerNormLSTM(use_xla=False)", "keras.LSTM",
+    ]  # fmt: skip
+    quick = [c.label for c in suite_speed.pair_members("Bidirectional", quick=True)]
+    assert quick == [
+        "recurrent_zoo.Bidirectional(LayerNormLSTM)",
+        "keras.Bidirectional(LSTM)",
+    ]
+
+
 def test_layer_speed_part_in_process_writes_each_config(tmp_path, monkeypatch):
     # The part as its child runs it, one cheap pair: the quick whole run is
     # slow, and this is where layer_speed's report meets the suite's arguments.

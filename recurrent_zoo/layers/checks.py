@@ -16,6 +16,12 @@ def check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
 def check_rate(name: str, value: Any, allow_one: bool = False) -> float:
     """A dropout-like rate: a real number in [0, 1), or [0, 1] with `allow_one`."""
     if (

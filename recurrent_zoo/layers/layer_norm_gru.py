@@ -36,6 +36,7 @@ class LayerNormGRU(ProjectedRNN):
         norm_epsilon, gamma_initializer: see the cell.
         return_sequences, return_state, go_backwards, stateful, unroll,
         zero_output_for_mask: as in `keras.layers.RNN`.
+        use_xla: as in `LayerNormLSTM`.
 
     Call arguments:
         sequences: (batch, timesteps, features) floats.
@@ -87,6 +88,7 @@ class LayerNormGRU(ProjectedRNN):
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool = False,
+        use_xla: bool = True,
         **kwargs,
     ):
         super().__init__(*split_arguments(locals()), **kwargs)

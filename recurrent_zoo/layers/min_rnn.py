@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from recurrent_zoo.layers.checks import (
+    check_bool,
     check_float_dtype,
     check_positive_int,
     check_rate,
@@ -196,11 +197,7 @@ class MinRNN(keras.layers.RNN):
             )
         self.recurrent_dropout = 0.0
         self.seed = own["seed"]
-        if not isinstance(own["use_xla"], bool):
-            raise ValueError(
-                f"`use_xla` must be True or False. Received: use_xla={own['use_xla']!r}"
-            )
-        self.use_xla = own["use_xla"]
+        self.use_xla = check_bool("use_xla", own["use_xla"])
         self.seed_generator = keras.random.SeedGenerator(seed=self.seed)
         self.input_spec = keras.layers.InputSpec(ndim=3)
 

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from recurrent_zoo.layers.checks import (
+    check_bool,
     check_positive_int,
     check_rate,
     check_sequence_input,
@@ -195,6 +196,7 @@ RNN_ARGUMENTS = (
     "unroll",
     "zero_output_for_mask",
     "activity_regularizer",
+    "use_xla",
 )
 
 
@@ -236,7 +238,9 @@ class ProjectedRNN(keras.layers.RNN):
             trainable=kwargs.get("trainable", True),
             name=snake_case(self.cell_class.__name__),
         )
+        use_xla = check_bool("use_xla", rnn_arguments.pop("use_xla", True))
         super().__init__(cell, **rnn_arguments, **kwargs)
+        self.use_xla = use_xla
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
@@ -321,6 +325,7 @@ class ProjectedRNN(keras.layers.RNN):
             # time, so skip the per-step record (gradients still work).
             record=bool(training),
             sequences=wants_sequences(self, mask),
+            xla=self.use_xla,
         )
 
     def kernel_result(self, hs, h_last, mask, states):
@@ -350,7 +355,7 @@ class ProjectedRNN(keras.layers.RNN):
             cell_config.pop(key, None)
         base_config = super().get_config()
         del base_config["cell"]
-        return {**base_config, **cell_config}
+        return {**base_config, **cell_config, "use_xla": self.use_xla}
 
     @classmethod
     def from_config(cls, config):

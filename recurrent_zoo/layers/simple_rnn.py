@@ -35,6 +35,9 @@ class SimpleRNN(ProjectedRNN):
             `SimpleRNNCell`.
         return_sequences, return_state, go_backwards, stateful, unroll,
         zero_output_for_mask: as in `keras.layers.RNN`.
+        use_xla: as in `LayerNormLSTM`, but off by default: a simple RNN's
+            step is one matmul and a tanh, which leaves XLA nothing to fuse
+            (it measured slower, with more memory, on a CPU).
 
     Call arguments:
         sequences: (batch, timesteps, features) floats.
@@ -83,6 +86,7 @@ class SimpleRNN(ProjectedRNN):
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool = False,
+        use_xla: bool = False,
         **kwargs,
     ):
         super().__init__(*split_arguments(locals()), **kwargs)

@@ -53,8 +53,10 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     dim,
     input_share,
     inverse_rms,
+    loop_compiler,
     matmul,
     matmul_dtype,
+    moments_grad,
     normalized_inputs,
     time_index,
 )
@@ -87,6 +89,7 @@ def gru_recurrence(
     record=True,
     sequences=True,
     reverse=False,
+    xla=False,
 ):
     """Runs the GRU over batch-major inputs.
 
@@ -121,6 +124,8 @@ def gru_recurrence(
             differentiable, by TensorFlow's generic while_loop gradient.
         sequences: False skips the (T, B, H) outputs (hs is then None).
         reverse: process the steps last to first (hs in processing order).
+        xla: compile a training call's two loops with XLA where it may
+            (`tf_kernel_parts.loop_compiler`).
 
     Returns:
         (hs, h_T) with hs of shape (T, B, H), in the inputs' dtype.
@@ -151,8 +156,11 @@ def gru_recurrence(
         layer_norm, reset_after, masked, sequences, reverse, epsilon,
         matmul_dtype(dtype),
     )  # fmt: skip
-    run = _recurrence if record else _forward
-    outputs = run(options, x, kernel, bias, h0, mask, *weights)
+    tensors = (x, kernel, bias, h0, mask, *weights)
+    if record:
+        outputs = _recurrence(options, *tensors, loops=loop_compiler(xla, inputs))
+    else:
+        outputs = _forward(options, *tensors)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
@@ -272,46 +280,55 @@ def _record_names(options):
     return names
 
 
-def _recurrence(options, *tensors):
+def _recurrence(options, *tensors, loops):
+    """The recording forward loop, differentiated by `_backward`; `loops`
+    (`tf_kernel_parts.loop_compiler`) may compile both loops with XLA."""
+
     @tf.custom_gradient
     def run(x, w, b, h0, mask, *weights):
-        steps = tf.shape(x)[1]
         x_low, w_low = tf.cast(x, options.precision), tf.cast(w, options.precision)
         low = _low(options, weights)
-        # h with h_0 in front: h_{t-1} and h_t are then two views of one.
-        states = Steps(steps + 1, ["h"])
-        records = Steps(steps, _record_names(options))
-
-        def step(t, h, state_buffers, record_buffers):
-            x_t = x_low[:, time_index(t, steps, options.reverse)]
-            a = matmul(x_t, w_low, options.precision) + b  # no (T, B, 3H) held
-            h, record = _cell(options, t, h, a, low, mask)
-            state_buffers = states.write(state_buffers, t + 1, {"h": h})
-            record_buffers = records.write(record_buffers, t, record)
-            return t + 1, h, state_buffers, record_buffers
-
-        first = states.write(states.buffers, 0, {"h": h0})
-        _, h_last, state_buffers, record_buffers = tf.while_loop(
-            lambda t, *_: t < steps,
-            step,
-            (0, h0, first, records.buffers),
-            maximum_iterations=steps,
-        )
-        saved = {**states.finish(state_buffers), **records.finish(record_buffers)}
+        h_last, saved = loops(_record)(options, x_low, w_low, b, h0, mask, low)
 
         def grad(*upstream):
             if not options.sequences:
                 upstream = (None, *upstream)
-            dx, d_w, d_b, dh0, d_weights = _backward(
+            dx, d_w, d_b, dh0, d_weights = loops(_backward)(
                 options, saved, (x, w, weights), upstream
             )
             return (dx, d_w, d_b, dh0, None, *d_weights)
 
         if options.sequences:
+            # Outside the compiled loop: there this slice aliases `saved`.
             return (saved["h"][1:], h_last), grad
         return (h_last,), grad
 
     return run(*tensors)
+
+
+def _record(options, x, w, b, h0, mask, low):
+    """The forward loop of training: (h_T, what `_backward` reads)."""
+    steps = tf.shape(x)[1]
+    # h with h_0 in front: h_{t-1} and h_t are then two views of one.
+    states = Steps(steps + 1, ["h"])
+    records = Steps(steps, _record_names(options))
+
+    def step(t, h, state_buffers, record_buffers):
+        x_t = x[:, time_index(t, steps, options.reverse)]
+        a = matmul(x_t, w, options.precision) + b  # no (T, B, 3H) held
+        h, record = _cell(options, t, h, a, low, mask)
+        state_buffers = states.write(state_buffers, t + 1, {"h": h})
+        record_buffers = records.write(record_buffers, t, record)
+        return t + 1, h, state_buffers, record_buffers
+
+    first = states.write(states.buffers, 0, {"h": h0})
+    _, h_last, state_buffers, record_buffers = tf.while_loop(
+        lambda t, *_: t < steps,
+        step,
+        (0, h0, first, records.buffers),
+        maximum_iterations=steps,
+    )
+    return h_last, {**states.finish(state_buffers), **records.finish(record_buffers)}
 
 
 def _through_rms(x, q, inv, neg_inv_cubed, moments):
@@ -397,7 +414,6 @@ def _backward(options, saved, inputs, upstream):
     x, w, weights = inputs
     d_hs, d_h_last = upstream
     steps = tf.shape(x)[1]
-    h_prev = saved["h"][:-1]
     records = {k: v for k, v in saved.items() if k != "h"}
     for name in ("inv", "inv_g"):
         if name in records:
@@ -419,7 +435,7 @@ def _backward(options, saved, inputs, upstream):
             dh = dh + d_hs[t]
         rec = {k: v[t] for k, v in records.items()}
         da, dh_prev, increments, dms = back_step(
-            options, dh, h_prev[t], rec, low, kernels_t
+            options, dh, saved["h"][t], rec, low, kernels_t
         )
         index = time_index(t, steps, options.reverse)
         dx = matmul(da, w_t, options.precision)
@@ -439,14 +455,8 @@ def _backward(options, saved, inputs, upstream):
     dx = tf.transpose(out["dx"], (1, 0, 2))
     d_moments = []
     if options.layer_norm:
-        d_moments.append(_moments_grad(h_prev, out["dm"]))
+        d_moments.append(moments_grad(saved["h"], out["dm"], states=True))
         if not options.reset_after:
-            d_moments.append(_moments_grad(saved["r"] * h_prev, out["dm_g"]))
+            r_h = saved["r"] * saved["h"][:-1]  # a product: the slice fuses
+            d_moments.append(moments_grad(r_h, out["dm_g"]))
     return dx, d_w, d_b, dh0, (*d_trainable, *d_moments)
-
-
-def _moments_grad(xs, dm):
-    """sum over steps and examples of (dm x)^T x / 2, as one matmul."""
-    width = dim(xs, 2)
-    flat = tf.reshape(xs, [-1, width])
-    return tf.matmul(flat * tf.reshape(0.5 * dm, [-1, 1]), flat, transpose_a=True)

@@ -9,7 +9,40 @@ N-wide product by scaling only the narrow x side.
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
+
+
+def compiles(sequences) -> bool:
+    """Whether a training call on `sequences` (B, T, F) may run compiled by
+    XLA: inside a traced function (eagerly, each call would compile anew),
+    with T known. XLA compiles once per input shape, so a model fed batches
+    of varying length (text trimmed to its longest example) would compile
+    again for every new length; such calls keep plain TensorFlow ops. The
+    batch size may vary: a final short batch costs one more compilation."""
+    return tf.inside_function() and sequences.shape[1] is not None
+
+
+def loop_compiler(xla: bool, sequences):
+    """How a kernel runs its two training loops: `loops(f)` is `f` as an
+    XLA-compiled function where `xla` is on and a training call on
+    `sequences` may compile (`compiles`), else `f` itself.
+
+    TensorFlow's graph runs each op of a step as its own kernel launch, with
+    its own pass over memory; XLA fuses a step's elementwise work into a few
+    loops. Only the loops compile: the hand-written gradient that joins them
+    stays a graph op, so the forward loop hands the backward one its records
+    and nothing else (an XLA function differentiated by TensorFlow would
+    also return copies of its inputs for its gradient). Inference calls keep
+    plain ops, and so every SavedModel `export` traces: a SavedModel holding
+    an XLA-compiled function is refused by TensorFlow Serving unless it was
+    started with `--xla_cpu_compilation_enabled` (tensorflow/serving#2214),
+    and the package promises exports served anywhere.
+    """
+    if xla and compiles(sequences):
+        return functools.partial(tf.function, jit_compile=True, autograph=False)
+    return lambda function: function
 
 
 def time_index(t, steps, reverse: bool):
@@ -88,6 +121,21 @@ def inverse_rms(x, moments, epsilon):
     mean_square = tf.reduce_sum(x_moments * x, -1, keepdims=True)
     # x M x^T >= 0, but rounding may take it just below: never below 0.
     return tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
+
+
+def moments_grad(xs, dm, states: bool = False):
+    """The gradient of a moment matrix M (`centered`) from each row's
+    dm = dL/d(x M x^T): the sum over steps and examples of (dm x)^T x / 2,
+    as one matmul. xs (T, B, W) and dm (T, B, 1).
+
+    With `states`, xs is (T + 1, B, W), h_0..h_T as the kernels record them,
+    and dm is h_0..h_{T-1}'s: h_T gets a zero dm rather than xs a slice,
+    which XLA would copy (TensorFlow's graph aliases it).
+    """
+    if states:
+        dm = tf.concat([dm, tf.zeros_like(dm[:1])], 0)
+    flat = tf.reshape(xs, [-1, dim(xs, 2)])
+    return tf.matmul(flat * tf.reshape(0.5 * dm, [-1, 1]), flat, transpose_a=True)
 
 
 def normalized_inputs(x, kernel, gamma, epsilon):

@@ -24,6 +24,10 @@ step keeps little more than Keras's own LSTM keeps:
   loop does), so no (T, B, 4H) gradient is materialized.
 - A layer that returns only its last state asks for no output sequence and
   receives no (T, B, H) gradient for one.
+- With `xla`, a training call of fixed length runs both loops compiled by
+  XLA, which fuses each step's small operations (`tf_kernel_parts.
+  loop_compiler` says where that is safe); the gradient between them stays
+  a graph op, so the two loops pass each other the same records.
 
 The state, the statistics and the accumulated gradients are always
 float32: under a mixed-precision policy the inputs are cast up and the
@@ -48,8 +52,10 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     dim,
     input_share,
     inverse_rms,
+    loop_compiler,
     matmul,
     matmul_dtype,
+    moments_grad,
     normalized_inputs,
     time_index,
 )
@@ -90,6 +96,7 @@ def lstm_recurrence(
     record=True,
     sequences=True,
     reverse=False,
+    xla=False,
 ):
     """Runs the LSTM over batch-major inputs.
 
@@ -119,6 +126,8 @@ def lstm_recurrence(
             layer that returns only its last state keeps no output sequence
             and receives no gradient for one.
         reverse: process the steps last to first (hs in processing order).
+        xla: compile a training call's two loops with XLA where it may
+            (`tf_kernel_parts.loop_compiler`).
 
     Returns:
         (hs, h_T, c_T) with hs of shape (T, B, H), in the inputs' dtype.
@@ -144,12 +153,12 @@ def lstm_recurrence(
     masked = mask is not None
     if not masked:
         mask = tf.zeros([0, 0], tf.bool)
-    run = _recurrence if record else _forward
-    precision = matmul_dtype(dtype)
-    outputs = run(
-        (layer_norm, masked, sequences, reverse, epsilon, precision),
-        x, kernel, bias, h0, c0, recurrent, *gains, mask,
-    )  # fmt: skip
+    options = (layer_norm, masked, sequences, reverse, epsilon, matmul_dtype(dtype))
+    tensors = (x, kernel, bias, h0, c0, recurrent, *gains, mask)
+    if record:
+        outputs = _recurrence(options, *tensors, loops=loop_compiler(xla, inputs))
+    else:
+        outputs = _forward(options, *tensors)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
@@ -221,51 +230,64 @@ def _forward(options, x, w, b, h0, c0, kernel, *rest):
     return (outputs.stack() if sequences else None), h_last, c_last
 
 
-def _recurrence(options, *tensors):
-    layer_norm, masked, sequences, reverse, epsilon, precision = options
+def _recurrence(options, *tensors, loops):
+    """The recording forward loop, differentiated by `_backward`; `loops`
+    (`tf_kernel_parts.loop_compiler`) may compile both loops with XLA."""
+    sequences, precision = options[2], options[5]
 
     @tf.custom_gradient
     def run(x, w, b, h0, c0, kernel, moments, gamma_c, beta_c, mask):
-        steps = tf.shape(x)[1]
-        low = [tf.cast(t, precision) for t in (x, w, kernel, moments)]
-        x_low, w_low, kernel_low = low[:3]
-        gains = (low[3], gamma_c, beta_c)
-        names = ["i", "f", "g", "o"]
-        if layer_norm:
-            names.append("stats")
-        # h and c with h_0, c_0 in front: h_{t-1} and h_t are then two views.
-        states = Steps(steps + 1, ["h", "c"])
-        records = Steps(steps, names)
-
-        def step(t, h, c, state_buffers, record_buffers):
-            x_t = x_low[:, time_index(t, steps, reverse)]
-            z_x = matmul(x_t, w_low, precision) + b  # no (T, B, 4H) is held
-            h, c, record = _cell(layer_norm, masked, epsilon, t, h, c, z_x,
-                                 kernel_low, gains, mask)  # fmt: skip
-            state_buffers = states.write(state_buffers, t + 1, {"h": h, "c": c})
-            record_buffers = records.write(record_buffers, t, record)
-            return t + 1, h, c, state_buffers, record_buffers
-
-        first = states.write(states.buffers, 0, {"h": h0, "c": c0})
-        _, h_last, c_last, state_buffers, record_buffers = tf.while_loop(
-            lambda t, *_: t < steps,
-            step,
-            (0, h0, c0, first, records.buffers),
-            maximum_iterations=steps,
+        x_low, w_low, kernel_low, moments_low = (
+            tf.cast(t, precision) for t in (x, w, kernel, moments)
         )
-        saved = {**states.finish(state_buffers), **records.finish(record_buffers)}
-        hs = saved["h"][1:]
+        gains = (moments_low, gamma_c, beta_c)
+        h_last, c_last, saved = loops(_record)(
+            options, x_low, w_low, b, h0, c0, kernel_low, gains, mask
+        )
 
         def grad(*upstream):
             d_hs, *upstream = upstream if sequences else (None, *upstream)
-            return _backward(
+            return loops(_backward)(
                 options, saved, (x, w, kernel, *gains, mask), (d_hs, *upstream)
             )
 
+        # Outside the compiled loop: there this slice aliases `saved`.
+        hs = saved["h"][1:]
         outputs = (hs, h_last, c_last) if sequences else (h_last, c_last)
         return outputs, grad
 
     return run(*tensors)
+
+
+def _record(options, x, w, b, h0, c0, kernel, gains, mask):
+    """The forward loop of training: (h_T, c_T, what `_backward` reads)."""
+    layer_norm, masked, _, reverse, epsilon, precision = options
+    steps = tf.shape(x)[1]
+    names = ["i", "f", "g", "o"]
+    if layer_norm:
+        names.append("stats")
+    # h and c with h_0, c_0 in front: h_{t-1} and h_t are then two views.
+    states = Steps(steps + 1, ["h", "c"])
+    records = Steps(steps, names)
+
+    def step(t, h, c, state_buffers, record_buffers):
+        x_t = x[:, time_index(t, steps, reverse)]
+        z_x = matmul(x_t, w, precision) + b  # no (T, B, 4H) is held
+        h, c, record = _cell(layer_norm, masked, epsilon, t, h, c, z_x,
+                             kernel, gains, mask)  # fmt: skip
+        state_buffers = states.write(state_buffers, t + 1, {"h": h, "c": c})
+        record_buffers = records.write(record_buffers, t, record)
+        return t + 1, h, c, state_buffers, record_buffers
+
+    first = states.write(states.buffers, 0, {"h": h0, "c": c0})
+    _, h_last, c_last, state_buffers, record_buffers = tf.while_loop(
+        lambda t, *_: t < steps,
+        step,
+        (0, h0, c0, first, records.buffers),
+        maximum_iterations=steps,
+    )
+    saved = {**states.finish(state_buffers), **records.finish(record_buffers)}
+    return h_last, c_last, saved
 
 
 def _tanh_grad(y, dy):
@@ -340,7 +362,6 @@ def _backward(options, saved, inputs, upstream):
     d_hs, d_h_last, d_c_last = upstream
     steps = tf.shape(x)[1]
     units = dim(saved["c"], 2)
-    h_prev = saved["h"][:-1]
     low = (x, tf.transpose(w), tf.transpose(kernel), moments)
     x, w_t, kernel_t, moments = (tf.cast(t, precision) for t in low)
     stats = None
@@ -361,7 +382,7 @@ def _backward(options, saved, inputs, upstream):
         # Separate matmuls and accumulators: on a CPU one [W; K]-wide
         # accumulator spills out of cache and costs 3x two narrower ones.
         dx, q = matmul(dz, w_t, precision), matmul(dz, kernel_t, precision)
-        h_t = h_prev[t]
+        h_t = saved["h"][t]  # h_{t-1}: h_0 is in front
         if layer_norm:
             inv_t = inv[t]
             # 2 dm, dm = dL/d(h M h^T); h M is cheaper rebuilt than stored.
@@ -395,10 +416,7 @@ def _backward(options, saved, inputs, upstream):
     if not layer_norm:
         empty = tf.zeros([0])
         return out["dx"], d_w, d_b, dh0, dc0, d_kernel, empty, empty, empty, None
-    flat_h = tf.reshape(h_prev, [-1, units])
-    d_moments = tf.matmul(
-        flat_h * tf.reshape(0.5 * out["dm"], [-1, 1]), flat_h, transpose_a=True
-    )
+    d_moments = moments_grad(saved["h"], out["dm"], states=True)
     d_gamma_c, d_beta_c = tf.split(d_cell, 2)
     return (out["dx"], d_w, d_b, dh0, dc0, d_kernel, d_moments, d_gamma_c,
             d_beta_c, None)  # fmt: skip

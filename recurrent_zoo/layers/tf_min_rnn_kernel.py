@@ -10,19 +10,12 @@ measures what that gives against the same layer without it
 It costs memory: the training step's peak is higher than the plain scan's
 (the table has both; where the extra buffers come from is not measured).
 
-The compiled function runs only where it cannot hurt anyone:
-
-- in training, inside a traced `tf.function` (what `fit` runs). An
-  inference call, and so every SavedModel `export` traces, keeps plain
-  TensorFlow ops: a SavedModel holding an XLA-compiled function is refused
-  by TensorFlow Serving unless it was started with
-  `--xla_cpu_compilation_enabled` (tensorflow/serving#2214), and the
-  package promises exports served anywhere;
-- with a time length known when the step is traced. XLA compiles once per
-  input shape, so a model fed batches of varying length (text trimmed to
-  its longest example) would compile again for every new length; such
-  calls keep the plain ops too. The batch size may vary: a final short
-  batch costs one more compilation.
+The compiled function runs only where it cannot hurt anyone, as the
+recurrent kernels' does: in training, inside a traced `tf.function` (what
+`fit` runs), with a time length known when the step is traced
+(`tf_kernel_parts.compiles`); inference calls, and so every SavedModel
+export, keep plain TensorFlow ops (`tf_kernel_parts.loop_compiler`
+says why).
 
 Inference on a CPU loops over the steps for batches of `LOOP_MIN_BATCH` or
 more (`inference_states`): plain TensorFlow ops, so exports keep it.
@@ -37,15 +30,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from recurrent_zoo.layers.parallel_scan import linear_recurrence
+from recurrent_zoo.layers.tf_kernel_parts import compiles
 
 __all__ = ["compiled_states", "compiles", "inference_states", "loops"]
-
-
-def compiles(sequences) -> bool:
-    """Whether a training call on `sequences` (B, T, F) compiles: inside a
-    traced function (not eagerly, where each call would trace anew), with
-    T known."""
-    return tf.inside_function() and sequences.shape[1] is not None
 
 
 def compiled_states(coefficients, projected, bias, mask, h0):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from recurrent_zoo.layers.tf_kernel_parts import loop_compiler
+
 # Activations whose derivative can be written from the output alone.
 DERIVATIVES = {
     "tanh": lambda h: 1.0 - h * h,
@@ -35,6 +37,7 @@ def simple_rnn_recurrence(
     record=True,
     sequences=True,
     reverse=False,
+    xla=False,
 ):
     """h_t = act(x_t W + h_{t-1} U + b) over batch-major inputs (B, T, F).
 
@@ -43,7 +46,9 @@ def simple_rnn_recurrence(
     carries over.
     `activation` is "tanh", "relu" or "linear". `record` False (inference)
     runs a plain loop, differentiable by TensorFlow's generic gradient;
-    `sequences` False skips the (T, B, H) outputs (hs is then None).
+    `sequences` False skips the (T, B, H) outputs (hs is then None);
+    `xla` compiles a training call's two loops with XLA where it may
+    (`tf_kernel_parts.loop_compiler`).
     Returns (hs, h_T) in the inputs' dtype.
     """
     dtype = tf.convert_to_tensor(inputs).dtype
@@ -56,9 +61,12 @@ def simple_rnn_recurrence(
     masked = mask is not None
     if not masked:
         mask = tf.zeros([0, 0], tf.bool)
-    run = _recurrence if record else _forward
     options = (activation, masked, sequences, reverse)
-    outputs = run(*options, x, kernel, bias, h0, recurrent, mask)
+    tensors = (x, kernel, bias, h0, recurrent, mask)
+    if record:
+        outputs = _recurrence(*options, *tensors, loops=loop_compiler(xla, inputs))
+    else:
+        outputs = _forward(*options, *tensors)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
@@ -99,38 +107,47 @@ def _forward(activation, masked, sequences, reverse, x, kernel, bias, h0, *rest)
     return (outputs.stack() if sequences else None), h_last
 
 
-def _recurrence(activation, masked, sequences, reverse, *tensors):
-    act = _FUNCTIONS[activation]
+def _recurrence(activation, masked, sequences, reverse, *tensors, loops):
+    """The recording forward loop, differentiated by `_backward`; `loops`
+    (`tf_kernel_parts.loop_compiler`) may compile both loops with XLA."""
 
     @tf.custom_gradient
     def run(x, kernel, bias, h0, recurrent, mask):
-        steps = tf.shape(x)[1]
         weights = (kernel, recurrent)
-
-        def step(t, h, states):
-            x_t = x[:, time_index(t, steps, reverse)]
-            h = _step(act, masked, t, h, x_t, weights, bias, mask)
-            return t + 1, h, states.write(t + 1, h)
-
-        # h_0 in front: h_{t-1} and h_t are then two views of one tensor.
-        states = tf.TensorArray(tf.float32, size=steps + 1).write(0, h0)
-        _, h_last, states = tf.while_loop(
-            lambda t, *_: t < steps, step, (0, h0, states), maximum_iterations=steps
-        )
-        # Stacked, not the TensorArray: a gradient function that captures a
-        # TensorList variant cannot be written into a SavedModel.
-        states = states.stack()
+        states = loops(_record)(activation, masked, reverse, x, weights, bias, h0, mask)
 
         def grad(*upstream):
             d_hs, d_h_last = upstream if sequences else (None, *upstream)
-            return _backward(
+            return loops(_backward)(
                 activation, masked, reverse, states, x, weights, mask, d_hs,
                 d_h_last,
             )  # fmt: skip
 
+        # Outside the compiled loop: there these slices alias `states`.
+        h_last = states[-1]
         return ((states[1:], h_last) if sequences else (h_last,)), grad
 
     return run(*tensors)
+
+
+def _record(activation, masked, reverse, x, weights, bias, h0, mask):
+    """The forward loop of training: h_0..h_T, (T + 1, B, H)."""
+    act = _FUNCTIONS[activation]
+    steps = tf.shape(x)[1]
+
+    def step(t, h, states):
+        x_t = x[:, time_index(t, steps, reverse)]
+        h = _step(act, masked, t, h, x_t, weights, bias, mask)
+        return t + 1, h, states.write(t + 1, h)
+
+    # h_0 in front: h_{t-1} and h_t are then two views of one tensor.
+    states = tf.TensorArray(tf.float32, size=steps + 1).write(0, h0)
+    _, _, states = tf.while_loop(
+        lambda t, *_: t < steps, step, (0, h0, states), maximum_iterations=steps
+    )
+    # Stacked, not the TensorArray: a gradient function that captures a
+    # TensorList variant cannot be written into a SavedModel.
+    return states.stack()
 
 
 def _backward(activation, masked, reverse, states, x, weights, mask, d_hs, d_h_last):

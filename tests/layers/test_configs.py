@@ -26,6 +26,7 @@ GRU = dict(
 SEQUENCE = dict(
     return_sequences=True, return_state=True, go_backwards=True, stateful=True,
     unroll=True, zero_output_for_mask=True, activity_regularizer="l2",
+    use_xla=False,
 )  # fmt: skip
 ATTENTION = dict(
     units=3, use_bias=False, kernel_initializer="ones", bias_initializer="ones",
@@ -43,7 +44,14 @@ CASES = [
     (rz.SimpleRNNCell, dict(units=3, activation="relu", layer_norm=True, **RECURRENT)),
     (
         rz.SimpleRNN,
-        dict(units=3, activation="relu", layer_norm=True, **RECURRENT, **SEQUENCE),
+        # use_xla: off by default here, unlike the other layers.
+        dict(
+            units=3,
+            activation="relu",
+            layer_norm=True,
+            **RECURRENT,
+            **{**SEQUENCE, "use_xla": True},
+        ),
     ),  # fmt: skip
     (
         rz.LayerNormLSTMCell,

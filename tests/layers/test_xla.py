@@ -24,7 +24,10 @@ import tensorflow as tf
 from layer_cases import (
     BATCH,
     FEATURES,
-    LENGTHS,
+    GRAD_TOL,
+    MASK,
+    OPTIONS,
+    OUTPUT_ATOL,
     RANDOM_BIAS,
     RECURRENT_PATHS,
     TIME,
@@ -32,6 +35,7 @@ from layer_cases import (
     all_kernels_forced,
     forced_path,
     make_recurrent,
+    option_id,
 )
 
 from recurrent_zoo.layers import (
@@ -45,24 +49,6 @@ from recurrent_zoo.layers import (
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
-MASK = np.arange(TIME)[None, :] < np.array(LENGTHS)[:, None]
-# XLA's CPU tanh and sigmoid are approximations a few float32 ulps from
-# TensorFlow's; a normalization over as few values as a tiny layer has (the
-# reset-before GRU's candidate product, 3 here) divides such differences by
-# their small spread: 1.02e-5 was seen, so 2e-5.
-OUTPUT_ATOL = 2e-5
-GRAD_TOL = 1e-4
-
-# (masked, go_backwards, return_sequences, return_state): everything on, then
-# everything off. The kernels see go_backwards only as a flipped input and
-# mask, and Bidirectional's backward layer runs forwards over masked input,
-# so masked forward runs are covered too.
-OPTIONS = [(True, True, True, True), (False, False, False, False)]
-
-
-def _option_id(row):
-    names = ("masked", "backwards", "seq", "state")
-    return "-".join(n for n, on in zip(names, row, strict=True) if on) or "plain"
 
 
 def _flat(structure):
@@ -110,7 +96,7 @@ def assert_xla_matches_eager(layer, inputs, call):
 
 # Bidirectional adds nothing without a mask: its layers run unmasked alone.
 CASES = [
-    pytest.param(name, path, options, id=f"{name}-{path}-{_option_id(options)}")
+    pytest.param(name, path, options, id=f"{name}-{path}-{option_id(options)}")
     for name, path in RECURRENT_PATHS
     for options in OPTIONS
     if options[0] or not name.startswith("bi_")
