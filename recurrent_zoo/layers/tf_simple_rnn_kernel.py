@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from recurrent_zoo.layers.tf_kernel_parts import loop_compiler
+from recurrent_zoo.layers.tf_kernel_parts import loop_compiler, time_index
 
 # Activations whose derivative can be written from the output alone.
 DERIVATIVES = {
@@ -70,11 +70,6 @@ def simple_rnn_recurrence(
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
-
-
-def time_index(t, steps, reverse: bool):
-    """The time step of the inputs read at processing step t."""
-    return steps - 1 - t if reverse else t
 
 
 def _step(act, masked, t, h, x_t, weights, bias, mask):
