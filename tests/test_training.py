@@ -190,6 +190,31 @@ def test_corpus_is_inferred_from_class_names():
 
 
 @pytest.mark.parametrize(
+    "unlabeled, max_per_class, cap",
+    [(None, None, None), (0, None, 0), (500, None, 500), (None, 6, 10), (7, 6, 7)],
+)
+def test_pretraining_reads_the_unlabeled_texts_its_arguments_allow(
+    unlabeled, max_per_class, cap
+):
+    from recurrent_zoo.training.arguments import run_arguments
+    from recurrent_zoo.training.pretraining import _unlabeled_cap
+    from recurrent_zoo.training.tasks import task_for
+
+    kw = dict(corpus=None, epochs=1, batch_size=8, learning_rate=None)
+    kw.update(validation_fraction=0.1, patience=2, monitor="val_loss", seed=0)
+    kw.update(max_per_class=max_per_class, test_max_per_class=None, remove=())
+    kw.update(overrides=None, pretrain_epochs=1, pretrain_learning_rate=2e-3)
+    kw.update(pretrain_unlabeled=unlabeled, refit=False)
+    arguments = run_arguments(task_for("sentiment"), None, **kw)
+    # Recorded only when set, so runs from before the option still resume.
+    assert arguments.get("pretrain_unlabeled", "absent") == (
+        "absent" if unlabeled is None else unlabeled
+    )
+    # A sliced run's 10 training texts cap the unlabeled ones at as many.
+    assert _unlabeled_cap(arguments, ["a text"] * 10) == cap
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         (dict(task="poetry"), "unknown task"),
@@ -204,6 +229,11 @@ def test_corpus_is_inferred_from_class_names():
         (
             dict(pretrain_epochs=1, pretrain_learning_rate=0.0),
             "pretrain_learning_rate must be positive, got 0.0",
+        ),
+        (dict(pretrain_unlabeled=100), "pretrain_unlabeled=100 needs pretrain_epochs"),
+        (
+            dict(pretrain_epochs=1, pretrain_unlabeled=-1),
+            "pretrain_unlabeled must be >= 0, got -1",
         ),
     ],
 )

@@ -196,6 +196,15 @@ def _add_stage_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="Adam's peak rate while pretraining (default: 2e-3)",
     )
+    pretraining.add_argument(
+        "--pretrain-unlabeled",
+        type=int,
+        metavar="N",
+        help=(
+            "at most N of the unlabeled texts (IMDB's train/unsup) join the "
+            "pretraining; 0: the training texts alone (default: all)"
+        ),
+    )
     parser.add_argument(
         "--refit",
         action="store_true",
@@ -309,6 +318,7 @@ def run(args: argparse.Namespace) -> int:
             overrides=overrides,
             pretrain_epochs=args.pretrain_epochs or 0,
             pretrain_learning_rate=args.pretrain_learning_rate or 2e-3,
+            pretrain_unlabeled=args.pretrain_unlabeled,
             refit=args.refit,
             dtype_policy=args.dtype_policy,
             overwrite=args.overwrite,

@@ -125,6 +125,15 @@ def _optional_arguments(kw: dict) -> dict:
             )
         optional["pretrain_epochs"] = epochs_lm
         optional["pretrain_learning_rate"] = float(kw["pretrain_learning_rate"])
+    unlabeled = kw.get("pretrain_unlabeled")
+    if unlabeled is not None:
+        if not epochs_lm:
+            raise ValueError(
+                f"pretrain_unlabeled={unlabeled} needs pretrain_epochs above 0"
+            )
+        if int(unlabeled) < 0:
+            raise ValueError(f"pretrain_unlabeled must be >= 0, got {unlabeled}")
+        optional["pretrain_unlabeled"] = int(unlabeled)
     if kw["refit"]:
         optional["refit"] = True
     policy = check_dtype_policy(kw.get("dtype_policy", "float32"))

@@ -4,10 +4,10 @@ With `pretrain_epochs`, `train` first trains the embedding and the first
 recurrent layer as forward and backward language models
 (`recurrent_zoo.models.pretrain_encoder`) on unlabeled text: the run's
 training part (never its validation or test texts) plus, for IMDB, the
-50,000 `train/unsup` reviews. The stage runs once per run: its result (the
-whole classifier's weights, `pretrained.weights.h5`) and its record
-(`pretraining.json`, written last) stay in the run folder, so a resume
-after it skips it.
+50,000 `train/unsup` reviews (or `pretrain_unlabeled` of them). The stage
+runs once per run: its result (the whole classifier's weights,
+`pretrained.weights.h5`) and its record (`pretraining.json`, written last)
+stay in the run folder, so a resume after it skips it.
 """
 
 from __future__ import annotations
@@ -60,10 +60,8 @@ def pretrain(
             if verbose:
                 print(f"Pretrained encoder read from {weights}.", flush=True)
         return record
-    # A sliced run (max_per_class) gets as many unlabeled texts as labeled
-    # ones, not all 50,000 of IMDB's.
-    cap = None if arguments["max_per_class"] is None else len(train_part)
-    extra = load_unlabeled(arguments["corpus"], data, max_texts=cap)
+    cap = _unlabeled_cap(arguments, train_part)
+    extra = [] if cap == 0 else load_unlabeled(arguments["corpus"], data, cap)
     texts = list(train_part.texts) + extra
     if verbose:
         print(
@@ -94,3 +92,16 @@ def pretrain(
     model.save_weights(weights)
     write_json(record_path, record)  # last: marks the stage as finished
     return record
+
+
+def _unlabeled_cap(arguments: dict, train_part: TextClassificationData) -> int | None:
+    """How many unlabeled texts join the training part (None: all).
+
+    A sliced run (max_per_class) gets as many unlabeled texts as labeled
+    ones, not all 50,000 of IMDB's; `pretrain_unlabeled` caps them too.
+    """
+    caps = [arguments.get("pretrain_unlabeled")]
+    if arguments["max_per_class"] is not None:
+        caps.append(len(train_part))
+    caps = [cap for cap in caps if cap is not None]
+    return min(caps) if caps else None

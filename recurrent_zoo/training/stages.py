@@ -100,6 +100,7 @@ def train(
     overrides: dict[str, Any] | None = None,
     pretrain_epochs: int = 0,
     pretrain_learning_rate: float = 2e-3,
+    pretrain_unlabeled: int | None = None,
     refit: bool = False,
     dtype_policy: str = "float32",
     overwrite: bool = False,
@@ -153,6 +154,8 @@ def train(
             or test texts) plus, for IMDB, the 50,000 `train/unsup`
             reviews. Single-replica strategies only.
         pretrain_learning_rate: Adam's peak rate for that stage.
+        pretrain_unlabeled: at most this many of the unlabeled texts join
+            that stage (None: all of them; 0: the training part alone).
         refit: after choosing the epoch on validation, train again on all
             training texts (the validation part included) for that many
             epochs, from the same start and on the same schedule, and ship
@@ -216,6 +219,7 @@ def train(
         overrides=overrides,
         pretrain_epochs=pretrain_epochs,
         pretrain_learning_rate=pretrain_learning_rate,
+        pretrain_unlabeled=pretrain_unlabeled,
         refit=refit,
         dtype_policy=dtype_policy,
     )

@@ -186,13 +186,15 @@ def test_remove_options_and_command_line_round_trip():
 
 def test_pretraining_options_round_trip_through_the_recorded_command():
     argv = ["train", "sentiment", "--pretrain-epochs", "4"]
-    argv += ["--pretrain-learning-rate", "0.001"]
+    argv += ["--pretrain-learning-rate", "0.001", "--pretrain-unlabeled", "0"]
     args = build_parser().parse_args(argv)
     assert (args.pretrain_epochs, args.pretrain_learning_rate) == (4, 1e-3)
+    assert args.pretrain_unlabeled == 0
     words = shlex.split(command_line(args))
     assert words[words.index("--pretrain-epochs") + 1] == "4"
     again = build_parser().parse_args(words[1:])
     assert (again.pretrain_epochs, again.pretrain_learning_rate) == (4, 1e-3)
+    assert again.pretrain_unlabeled == 0
     # Not asked for: not in the command (it defaults to no pretraining).
     plain = command_line(build_parser().parse_args(["train", "sentiment"]))
     assert "--pretrain" not in plain
@@ -241,3 +243,20 @@ def test_naive_bayes_buckets_train_an_nbsvm_part_on_the_training_labels(
     # Fitted on the run's training part (its labels), not left at zero.
     layer = model.get_layer("naive_bayes")
     assert np.count_nonzero(layer.kernel.numpy()) > 100
+
+
+def test_the_readmes_main_job_is_a_valid_train_command():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    block = readme.read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    install, job = block.splitlines()[0].split(" && ")
+    assert install == 'pip install -e ".[dev]"'
+    words = shlex.split(job)
+    assert words[0] == "recurrent-zoo"
+    args = build_parser().parse_args(words[1:])
+    # What the README's paragraph under the commands describes.
+    assert (args.task, args.epochs, args.naive_bayes_buckets) == (
+        "sentiment", 2, 4194304,
+    )  # fmt: skip
+    assert args.wide_weight == 0.5 and not args.pretrain_epochs
