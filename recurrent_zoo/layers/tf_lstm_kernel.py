@@ -175,14 +175,17 @@ def _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel, gains, mask):
     K = U_c * gamma_h and gains[0] is M = U_c U_c^T / 4H: h U_c / rms(h U_c)
     is (h / rms) U_c, with rms(h U_c)^2 = h M h^T, so the normalization
     scales the H-wide h before the matmul instead of the 4H-wide product.
+    gains[0] None means `kernel` is [K | M] (`_joined_recurrent_share`).
     """
     moments, gamma_c, beta_c = gains
-    if layer_norm:
+    if layer_norm and moments is None:
+        inv, z_h = _joined_recurrent_share(h, kernel, epsilon)
+        z = z_x + z_h
+    elif layer_norm:
         inv = inverse_rms(h, moments, epsilon)
-        h_in = h * inv
+        z = z_x + matmul(h * inv, kernel, kernel.dtype)
     else:
-        h_in = h
-    z = z_x + matmul(h_in, kernel, kernel.dtype)
+        z = z_x + matmul(h, kernel, kernel.dtype)
     # Activations on the H-wide gates (measured faster on a CPU than one
     # sigmoid over all 4H with the candidate rescaled).
     z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
@@ -208,10 +211,25 @@ def _cell(layer_norm, masked, epsilon, t, h, c, z_x, kernel, gains, mask):
     return h_new, c_new, record
 
 
+def _joined_recurrent_share(h, joined, epsilon):
+    """(1/rms, LN(h U_c) * gamma_h) from one matmul h [K | M]: the H-wide
+    h M beside the 4H-wide h K, scaled after the product rather than h
+    before it (measured 1.1x faster than two matmuls at batch 256 and 1.3x
+    at batch 1, for the inference loop, which records neither)."""
+    both = matmul(h, joined, joined.dtype)
+    width = tf.shape(joined)[1] - tf.shape(h)[1]
+    z_h, h_moments = both[:, :width], both[:, width:]
+    mean_square = tf.reduce_sum(h_moments * h, -1, keepdims=True)
+    inv = tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
+    return inv, z_h * inv
+
+
 def _forward(options, x, w, b, h0, c0, kernel, *rest):
     layer_norm, masked, sequences, reverse, epsilon, precision = options
     moments, *gains, mask = rest
     x, w, kernel, moments = (tf.cast(t, precision) for t in (x, w, kernel, moments))
+    if layer_norm:  # one matmul a step (`_joined_recurrent_share`)
+        kernel, moments = tf.concat([kernel, moments], axis=1), None
     gains = (moments, *gains)
     steps = tf.shape(x)[1]
     share = input_share(x, w, b, reverse, _CACHED_FLOATS)

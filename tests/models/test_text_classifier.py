@@ -197,8 +197,10 @@ def test_wide_and_deep_trains_each_part_on_its_own_loss(class_names):
     history = model.fit(texts, labels, batch_size=len(texts), shuffle=False, verbose=0)
 
     assert all(np.abs(g).max() > 0 for g in gradients)  # both parts learn
+    # rtol: the oracle's tape runs the inference loop, which scales h U
+    # after its matmul where training scales h before it (float32 rounding).
     for variable, value in zip(variables, expected, strict=True):
-        np.testing.assert_allclose(variable.numpy(), value, atol=1e-6)
+        np.testing.assert_allclose(variable.numpy(), value, rtol=1e-5, atol=1e-6)
     # What `fit` reports is the output's loss and accuracy, as for validation.
     output_loss = -np.mean(np.log(before[np.arange(len(texts)), labels]))
     assert history.history["loss"][0] == pytest.approx(output_loss, rel=1e-5)
