@@ -117,7 +117,11 @@ def centered(kernel):
 
 def inverse_rms(x, moments, epsilon):
     """1 / sqrt(x M x^T + eps) per row: 1/std of LN(x K) for M of `centered`."""
-    x_moments = matmul(x, moments, moments.dtype)
+    return inverse_rms_of(x, matmul(x, moments, moments.dtype), epsilon)
+
+
+def inverse_rms_of(x, x_moments, epsilon):
+    """`inverse_rms` given the product x M already computed."""
     mean_square = tf.reduce_sum(x_moments * x, -1, keepdims=True)
     # x M x^T >= 0, but rounding may take it just below: never below 0.
     return tf.math.rsqrt(tf.maximum(mean_square, 0.0) + epsilon)
