@@ -1,6 +1,8 @@
-"""The export part of `gpu_suite.py`: small models trained here, exported
-with `model.export`, scanned for `CudnnRNN*` ops and served by a child
-process that sees no GPU and can't import recurrent_zoo."""
+"""The export part of `gpu_suite.py`: small models trained here, run by
+`predict` (where the package's layers compile their inference loops),
+then exported with `model.export`, scanned for `CudnnRNN*` ops and
+XLA-compiled functions, and served by a child process that sees no GPU
+and can't import recurrent_zoo."""
 
 from __future__ import annotations
 
@@ -57,16 +59,32 @@ def graph_def_ops(graph_def: Any) -> set[str]:
     return ops
 
 
-def saved_model_ops(path: str | os.PathLike[str]) -> set[str]:
-    """Op types of every meta graph in a SavedModel's `saved_model.pb`."""
+def _graph_defs(path: str | os.PathLike[str]) -> list[Any]:
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
     saved.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    return [meta_graph.graph_def for meta_graph in saved.meta_graphs]
+
+
+def saved_model_ops(path: str | os.PathLike[str]) -> set[str]:
+    """Op types of every meta graph in a SavedModel's `saved_model.pb`."""
     ops: set[str] = set()
-    for meta_graph in saved.meta_graphs:
-        ops |= graph_def_ops(meta_graph.graph_def)
+    for graph_def in _graph_defs(path):
+        ops |= graph_def_ops(graph_def)
     return ops
+
+
+def xla_functions(path: str | os.PathLike[str]) -> list[str]:
+    """The SavedModel's functions marked for XLA (`_XlaMustCompile`), which
+    TensorFlow Serving refuses unless started with
+    `--xla_cpu_compilation_enabled` (tensorflow/serving#2214)."""
+    return sorted(
+        function.signature.name
+        for graph_def in _graph_defs(path)
+        for function in graph_def.library.function
+        if function.attr["_XlaMustCompile"].b
+    )
 
 
 def cudnn_ops(ops: Iterable[str]) -> list[str]:
@@ -115,15 +133,18 @@ def serve_on_cpu(specs: list[dict[str, str]], timeout: float) -> dict[str, Any]:
 
 
 def _export_one(name: str, model, x: np.ndarray, path: Path) -> dict[str, Any]:
-    """Export, predict in this process and scan; `_add_serving` adds the rest."""
-    model.export(str(path), verbose=False)
+    """Predict in this process, export and scan; `_add_serving` adds the
+    rest. Predict first: its step compiles our inference loops, and the
+    export traced after it must still hold plain ops only."""
     np.save(f"{path}.expected.npy", model.predict(x, verbose=0))
+    model.export(str(path), verbose=False)
     ops = saved_model_ops(path)
     return {
         "model": name,
         "layers": [type(layer).__name__ for layer in model.layers[1:]],
         "trained_on": model.trainable_weights[0].value.device or "?",
         "cudnn_ops": cudnn_ops(ops),
+        "xla_functions": xla_functions(path),
         "op_types": len(ops),
         "path": str(path),
     }
@@ -227,9 +248,12 @@ def part_export(writer: PartWriter) -> None:
 
 
 def _check_ours(writer: PartWriter, row: dict[str, Any], report: dict) -> None:
-    """Our export must hold no cuDNN op and serve the same numbers on a CPU."""
+    """Our export must hold no cuDNN op nor XLA function and serve the same
+    numbers on a CPU."""
     if row["cudnn_ops"]:
         writer.add("failures", f"recurrent_zoo export holds {row['cudnn_ops']}")
+    if row.get("xla_functions"):
+        writer.add("failures", f"recurrent_zoo export holds XLA {row['xla_functions']}")
     if not row["served_on_cpu"]:
         writer.add("failures", f"recurrent_zoo export failed: {row['serve_error']}")
     elif not row["matches"]:

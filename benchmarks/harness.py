@@ -5,8 +5,9 @@ What every layer measurement here has in common:
 - The candidates: each recurrent_zoo layer and the Keras built-in it is
   compared with, grouped in pairs (`CANDIDATES`).
 - A compiled training step (`tf.function` around forward, loss, gradients and
-  an SGD update: what `model.fit` runs per batch, without its callbacks) and a
-  compiled inference call. `jit_compile` defaults to what Keras's own
+  an SGD update: what `model.fit` runs per batch, without its callbacks) and
+  Keras's own predict step (what `model.predict` and `predict_on_batch` run
+  per batch, without their data handling). `jit_compile` defaults to what Keras's own
   `jit_compile="auto"` picks on the machine: off where there is no GPU, on
   with one.
 - Which path a layer took, read from the traced graph rather than assumed:
@@ -264,11 +265,15 @@ def train_step(model: keras.Model, jit_compile: bool):
 
 
 def infer_step(model: keras.Model, jit_compile: bool):
-    @tf.function(jit_compile=jit_compile and supports_jit(model), reduce_retracing=True)
-    def infer(x):
-        return model(x, training=False)
-
-    return infer
+    """`infer(x)`: the model's predict step, as Keras builds it for
+    `model.predict` under `compile(jit_compile=...)`. Keras's own step,
+    not a tf.function of ours: inside it the package's layers run their
+    inference loop compiled by XLA (`tf_kernel_parts.inference_compiler`),
+    as a user's `predict` does."""
+    model.compile(jit_compile=jit_compile and supports_jit(model))
+    model.make_predict_function(force=True)
+    predict = model.predict_function
+    return lambda x: predict([(x,)])
 
 
 # Not an op: `graph_ops` adds it where a function in the graph is compiled

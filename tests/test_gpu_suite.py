@@ -207,7 +207,11 @@ def test_export_check_finds_cudnn_ops_and_none_in_ours(tmp_path):
     ours = suite_export.export_models(suite_export.QUICK_EXPORT)["recurrent_zoo"]
     x = np.random.default_rng(0).normal(size=(5, 6, 3)).astype("float32")
     row = suite_export._export_one("recurrent_zoo", ours, x, tmp_path / "ours")
-    assert row["cudnn_ops"] == []
+    assert row["cudnn_ops"] == [] and row["xla_functions"] == []
+    # Not vacuous: the predict before the export ran compiled loops.
+    predict = ours.predict_function.get_concrete_function([(tf.constant(x),)])
+    library = predict.graph.as_graph_def().library.function
+    assert any(f.attr["_XlaMustCompile"].b for f in library)
     assert row["layers"] == ["Bidirectional", "LayerNormGRU", "SimpleRNN", "Dense"]
     # The scan reads function bodies: the recurrent loop lives in one.
     ops = suite_export.saved_model_ops(tmp_path / "ours")
@@ -244,6 +248,8 @@ def test_export_check_finds_cudnn_ops_and_none_in_ours(tmp_path):
     suite_export._check_ours(writer, cudnn_row, report)
     assert writer.data["status"] == "failed"
     assert "CudnnRNNV3" in writer.data["failures"][0]
+    suite_export._check_ours(writer, {**row, "xla_functions": ["f"]}, report)
+    assert "XLA ['f']" in writer.data["failures"][-1]
     saved = json.loads((tmp_path / "parts" / "export.json").read_text())
     assert saved["status"] == "failed"
 

@@ -22,6 +22,15 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
+def check_xla(value: Any) -> bool | str:
+    """A recurrent layer's `use_xla`: True, False or "inference"."""
+    if not (isinstance(value, bool) or value == "inference"):
+        raise ValueError(
+            f'`use_xla` must be True, False or "inference". Received: use_xla={value!r}'
+        )
+    return value
+
+
 def check_rate(name: str, value: Any, allow_one: bool = False) -> float:
     """A dropout-like rate: a real number in [0, 1), or [0, 1] with `allow_one`."""
     if (

@@ -88,7 +88,7 @@ class LayerNormGRU(ProjectedRNN):
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool = False,
-        use_xla: bool = True,
+        use_xla: bool | str = True,
         **kwargs,
     ):
         super().__init__(*split_arguments(locals()), **kwargs)

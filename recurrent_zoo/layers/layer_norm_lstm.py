@@ -52,10 +52,13 @@ class LayerNormLSTM(ProjectedRNN):
         unroll: unroll the loop (short sequences only).
         zero_output_for_mask: output zeros (instead of the carried h) at
             masked steps when returning sequences.
-        use_xla: on TensorFlow, run a training step's kernel, both its loops,
-            compiled by XLA where the time length is fixed (faster on a CPU;
-            see `recurrent_zoo.layers.tf_kernel_parts.loop_compiler`).
-            Inference and exports never use it. False keeps plain ops.
+        use_xla: on TensorFlow, where the time length is fixed, run the
+            kernel's loops compiled by XLA (faster on a CPU): both loops of
+            a training call, and the inference loop inside Keras's own
+            predict, evaluate and fit steps (`recurrent_zoo.layers.
+            tf_kernel_parts.loop_compiler`, `inference_compiler`). Exports
+            never use it. "inference" compiles the inference loop only;
+            False keeps plain ops.
 
     Call arguments:
         sequences: (batch, timesteps, features) floats.
@@ -109,7 +112,7 @@ class LayerNormLSTM(ProjectedRNN):
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool = False,
-        use_xla: bool = True,
+        use_xla: bool | str = True,
         **kwargs,
     ):
         super().__init__(*split_arguments(locals()), **kwargs)

@@ -15,10 +15,10 @@ import keras
 from keras import ops
 
 from recurrent_zoo.layers.checks import (
-    check_bool,
     check_positive_int,
     check_rate,
     check_sequence_input,
+    check_xla,
 )
 
 
@@ -238,7 +238,7 @@ class ProjectedRNN(keras.layers.RNN):
             trainable=kwargs.get("trainable", True),
             name=snake_case(self.cell_class.__name__),
         )
-        use_xla = check_bool("use_xla", rnn_arguments.pop("use_xla", True))
+        use_xla = check_xla(rnn_arguments.pop("use_xla", True))
         super().__init__(cell, **rnn_arguments, **kwargs)
         self.use_xla = use_xla
         self.input_spec = keras.layers.InputSpec(ndim=3)

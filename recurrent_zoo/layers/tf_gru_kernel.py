@@ -51,6 +51,7 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     Steps,
     centered,
     dim,
+    inference_compiler,
     input_share,
     inverse_rms,
     loop_compiler,
@@ -125,7 +126,8 @@ def gru_recurrence(
         sequences: False skips the (T, B, H) outputs (hs is then None).
         reverse: process the steps last to first (hs in processing order).
         xla: compile a training call's two loops with XLA where it may
-            (`tf_kernel_parts.loop_compiler`).
+            (`tf_kernel_parts.loop_compiler`), and the inference loop
+            inside Keras's own steps (`inference_compiler`).
 
     Returns:
         (hs, h_T) with hs of shape (T, B, H), in the inputs' dtype.
@@ -160,7 +162,7 @@ def gru_recurrence(
     if record:
         outputs = _recurrence(options, *tensors, loops=loop_compiler(xla, inputs))
     else:
-        outputs = _forward(options, *tensors)
+        outputs = inference_compiler(xla, inputs)(_forward)(options, *tensors)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)

@@ -27,7 +27,10 @@ step keeps little more than Keras's own LSTM keeps:
 - With `xla`, a training call of fixed length runs both loops compiled by
   XLA, which fuses each step's small operations (`tf_kernel_parts.
   loop_compiler` says where that is safe); the gradient between them stays
-  a graph op, so the two loops pass each other the same records.
+  a graph op, so the two loops pass each other the same records. Inside
+  Keras's predict, evaluate and fit steps the inference loop compiles too
+  (`tf_kernel_parts.inference_compiler`); elsewhere, and so in every
+  export, it keeps plain ops.
 
 The state, the statistics and the accumulated gradients are always
 float32: under a mixed-precision policy the inputs are cast up and the
@@ -50,6 +53,7 @@ from recurrent_zoo.layers.tf_kernel_parts import (
     Steps,
     centered,
     dim,
+    inference_compiler,
     input_share,
     inverse_rms,
     inverse_rms_of,
@@ -128,7 +132,8 @@ def lstm_recurrence(
             and receives no gradient for one.
         reverse: process the steps last to first (hs in processing order).
         xla: compile a training call's two loops with XLA where it may
-            (`tf_kernel_parts.loop_compiler`).
+            (`tf_kernel_parts.loop_compiler`), and the inference loop
+            inside Keras's own steps (`inference_compiler`).
 
     Returns:
         (hs, h_T, c_T) with hs of shape (T, B, H), in the inputs' dtype.
@@ -159,7 +164,7 @@ def lstm_recurrence(
     if record:
         outputs = _recurrence(options, *tensors, loops=loop_compiler(xla, inputs))
     else:
-        outputs = _forward(options, *tensors)
+        outputs = inference_compiler(xla, inputs)(_forward)(options, *tensors)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)

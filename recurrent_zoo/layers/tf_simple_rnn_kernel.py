@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from recurrent_zoo.layers.tf_kernel_parts import loop_compiler, time_index
+from recurrent_zoo.layers.tf_kernel_parts import (
+    inference_compiler,
+    loop_compiler,
+    time_index,
+)
 
 # Activations whose derivative can be written from the output alone.
 DERIVATIVES = {
@@ -48,7 +52,8 @@ def simple_rnn_recurrence(
     runs a plain loop, differentiable by TensorFlow's generic gradient;
     `sequences` False skips the (T, B, H) outputs (hs is then None);
     `xla` compiles a training call's two loops with XLA where it may
-    (`tf_kernel_parts.loop_compiler`).
+    (`tf_kernel_parts.loop_compiler`), and the inference loop inside
+    Keras's own steps (`inference_compiler`).
     Returns (hs, h_T) in the inputs' dtype.
     """
     dtype = tf.convert_to_tensor(inputs).dtype
@@ -66,7 +71,7 @@ def simple_rnn_recurrence(
     if record:
         outputs = _recurrence(*options, *tensors, loops=loop_compiler(xla, inputs))
     else:
-        outputs = _forward(*options, *tensors)
+        outputs = inference_compiler(xla, inputs)(_forward)(*options, *tensors)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)

@@ -119,8 +119,13 @@ def test_evaluate_prints_the_bits_the_model_computes(run):
     )
     report = json.loads(payload)
     everything = load_text_documents(run["data"], "all").texts
+    # Not bit for bit: Keras traces its predict step anew for a new input
+    # shape, and the kernels compile a trace of fixed length by XLA
+    # (`tf_kernel_parts.inference_compiler`), so which batches run compiled
+    # depends on what the process ran before; the two loops differ by
+    # float32 rounding.
     assert report["bits_per_character"] == pytest.approx(
-        model.bits_per_character(everything), abs=1e-9
+        model.bits_per_character(everything), rel=1e-6
     )
     assert report["documents"] == 30
 

@@ -44,7 +44,7 @@ CASES = [
     (rz.SimpleRNNCell, dict(units=3, activation="relu", layer_norm=True, **RECURRENT)),
     (
         rz.SimpleRNN,
-        # use_xla: off by default here, unlike the other layers.
+        # use_xla: "inference" by default here, unlike the other layers.
         dict(
             units=3,
             activation="relu",

@@ -177,6 +177,7 @@ def test_layer_checks(tmp_path):
         ({"units": 3, "recurrent_dropout": 2}, "recurrent_dropout=2"),
         ({"units": 3, "norm_epsilon": -1e-3}, "norm_epsilon=-0.001"),
         ({"units": 3, "use_xla": 1}, "use_xla=1"),
+        ({"units": 3, "use_xla": "training"}, "use_xla='training'"),
     ],
 )
 def test_invalid_arguments(kwargs, message):
