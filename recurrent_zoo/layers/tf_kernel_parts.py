@@ -74,14 +74,16 @@ def in_keras_step() -> bool:
 
 def inference_compiler(xla: bool | str, sequences):
     """How a kernel runs its inference loop: `run(f)` is `f` compiled by
-    XLA where `xla` is True or "inference", the call may compile (`compiles`) and it is
-    traced inside Keras's own predict, evaluate or fit step
-    (`in_keras_step`), else `f` itself.
+    XLA where `xla` is True or "inference", the call may compile
+    (`compiles`) and it is traced inside Keras's own predict, evaluate or
+    fit step (`in_keras_step`), else `f` itself.
 
     An inference step is dominated by per-op overhead (batch 1) and passes
     over memory (batch 256), which XLA's fusion removes: the layer-
-    normalized LSTM's `predict` measured 3.6x faster at batch 1 and 1.4x at
-    batch 256. Only Keras's steps are compiled, never a function traced
+    normalized LSTM's predict step ran 5.3x faster at batch 1 and 1.9x at
+    batch 256 than with the plain loop (a probe at the benchmarks' base
+    shape; `benchmarks/layer_speed.py` compares with Keras's LSTM). Only
+    Keras's steps are compiled, never a function traced
     elsewhere, because a SavedModel export traces the same inference call
     and must keep plain ops (`loop_compiler`): Keras's `model.export`, a
     `tf.saved_model.save` and the package's exporters trace functions of
