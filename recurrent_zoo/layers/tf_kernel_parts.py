@@ -99,38 +99,31 @@ def inference_compiler(xla: bool | str, sequences):
 
 
 def _compiled_inference(function):
-    """`function(*args)` compiled by XLA, differentiable through a replay of
-    the plain `function`; args mixes Python options and tensors, outputs
-    are tensors or None."""
+    """`function(options, *tensors)` compiled by XLA (`options` a Python
+    value it is traced for), differentiable through a replay of the plain
+    `function`; its outputs are tensors or None."""
     compiled = tf.function(function, jit_compile=True, autograph=False)
 
-    def run(*args):
-        where = [i for i, a in enumerate(args) if tf.is_tensor(a)]
+    def run(options, *tensors):
         present = []  # which outputs are tensors (not None), in order
-
-        def filled(tensors):
-            full = list(args)
-            for i, t in zip(where, tensors, strict=True):
-                full[i] = t
-            return full
 
         @tf.custom_gradient
         def forward(*tensors):
-            outputs = compiled(*filled(tensors))
+            outputs = compiled(options, *tensors)
             present.extend(t is not None for t in outputs)
 
             def grad(*upstream):
                 floats = [t for t in tensors if t.dtype.is_floating]
                 with tf.GradientTape() as tape:
                     tape.watch(floats)
-                    replay = function(*filled(tensors))
+                    replay = function(options, *tensors)
                 replayed = [t for t, kept in zip(replay, present, strict=True) if kept]
                 grads = iter(tape.gradient(replayed, floats, list(upstream)))
                 return [next(grads) if t.dtype.is_floating else None for t in tensors]
 
             return [t for t in outputs if t is not None], grad
 
-        outputs = iter(forward(*(args[i] for i in where)))
+        outputs = iter(forward(*tensors))
         return tuple(next(outputs) if kept else None for kept in present)
 
     return run

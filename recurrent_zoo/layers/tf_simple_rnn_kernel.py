@@ -71,7 +71,7 @@ def simple_rnn_recurrence(
     if record:
         outputs = _recurrence(*options, *tensors, loops=loop_compiler(xla, inputs))
     else:
-        outputs = inference_compiler(xla, inputs)(_forward)(*options, *tensors)
+        outputs = inference_compiler(xla, inputs)(_forward)(options, *tensors)
     if record and not sequences:
         outputs = (None, *outputs)
     return tuple(None if t is None else tf.cast(t, dtype) for t in outputs)
@@ -87,8 +87,8 @@ def _step(act, masked, t, h, x_t, weights, bias, mask):
     return h_new
 
 
-def _forward(activation, masked, sequences, reverse, x, kernel, bias, h0, *rest):
-    recurrent, mask = rest
+def _forward(options, x, kernel, bias, h0, recurrent, mask):
+    activation, masked, sequences, reverse = options
     act = _FUNCTIONS[activation]
     steps = tf.shape(x)[1]
     weights = (kernel, recurrent)
