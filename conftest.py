@@ -1,4 +1,4 @@
-"""Root-level pytest hooks: when the notebooks run."""
+"""Root-level pytest hooks: when the notebooks run; `alone` needs `slow`."""
 
 from pathlib import Path
 
@@ -18,6 +18,15 @@ def pytest_collection_modifyitems(config, items):
     # together): in CI's slow step, beside the other end-to-end runs, so the
     # default run stays near 15 minutes. Named on the command line
     # (`pytest notebooks`), they run as asked. tryfirst: before `-m` deselects.
+    # `alone` only has a meaning within the slow step (.ci/run): outside it
+    # a test would run beside another in the default `-n 2` run.
+    loose = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("alone") and not item.get_closest_marker("slow")
+    ]
+    if loose:
+        raise pytest.UsageError(f"marked `alone` but not `slow`: {', '.join(loose)}")
     named = [a for a in config.invocation_params.args if not str(a).startswith("-")]
     if _names_the_notebooks([str(a) for a in named]):
         return

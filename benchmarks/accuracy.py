@@ -58,7 +58,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from recurrent_zoo.data import load_corpus  # noqa: E402
-from recurrent_zoo.environment import run_record  # noqa: E402
+from recurrent_zoo.environment import cores_text, run_record  # noqa: E402
 from recurrent_zoo.models import save_compact  # noqa: E402
 from recurrent_zoo.models.compact import grid_step  # noqa: E402
 from recurrent_zoo.models.registry import PRESET_DIR  # noqa: E402
@@ -428,7 +428,7 @@ def write(results: dict, quick: bool) -> None:
         machine = r["machine"]
         lines.append(
             f"- {name}: `{r['command']}` on {machine['cpu']} "
-            f"({machine['cpu_count']} cores, GPUs: {machine['gpus'] or 'none'}), "
+            f"({cores_text(machine)}, GPUs: {machine['gpus'] or 'none'}), "
             f"TF {machine['tensorflow']}, Keras {machine['keras']}"
             + (f". {r['note']}" if r.get("note") else "")
         )

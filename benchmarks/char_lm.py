@@ -45,7 +45,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from recurrent_zoo.data import load_text_documents  # noqa: E402
-from recurrent_zoo.environment import run_record  # noqa: E402
+from recurrent_zoo.environment import cores_text, run_record  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The command and flags of each compressor, at its highest standard level.
@@ -169,8 +169,8 @@ def write(results: dict, out: Path) -> None:
         "",
         f"Command: `{results['command']}`  ",
         f"Date: {results['date']}  ",
-        f"Machine: {results['machine']['cpu']} ({results['machine']['cpu_count']}"
-        f" cores); TensorFlow {results['machine']['tensorflow']}",
+        f"Machine: {results['machine']['cpu']} ({cores_text(results['machine'])}); "
+        f"TensorFlow {results['machine']['tensorflow']}",
         "",
         f"Text: {results['documents']:,} test reviews, "
         f"{results['characters']:,} characters (`<br />` replaced by a space). "

@@ -40,7 +40,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from recurrent_zoo.data import load_text_documents  # noqa: E402
-from recurrent_zoo.environment import run_record  # noqa: E402
+from recurrent_zoo.environment import cores_text, run_record  # noqa: E402
 from recurrent_zoo.models import get  # noqa: E402
 from recurrent_zoo.training.language_modeling import (  # noqa: E402
     LanguageModelTask,
@@ -181,7 +181,7 @@ def write(results: dict, out: Path, stem: str) -> None:
         "",
         f"Command: `{results['command']}`  ",
         f"Date: {results['date']}  ",
-        f"Machine: {machine['cpu']} ({machine['cpu_count']} cores); "
+        f"Machine: {machine['cpu']} ({cores_text(machine)}); "
         f"TensorFlow {machine['tensorflow']}",
         "",
         f"Each cell: one layer sized to the parameter count of a "

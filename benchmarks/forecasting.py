@@ -56,7 +56,7 @@ import tensorflow as tf  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from recurrent_zoo.environment import run_record  # noqa: E402
+from recurrent_zoo.environment import cores_text, run_record  # noqa: E402
 from recurrent_zoo.forecast_baselines import (  # noqa: E402
     calendar_period,
     fit_statistical_model,
@@ -510,7 +510,7 @@ def write(results: dict, out: Path, stem: str) -> None:
         machine = r["machine"]
         lines.append(
             f"- {r['series']}: `{r['command']}` on {r['date'][:10]}, "
-            f"{machine['cpu']} ({machine['cpu_count']} cores, GPUs: "
+            f"{machine['cpu']} ({cores_text(machine)}, GPUs: "
             f"{machine['gpus'] or 'none'}), TF {machine['tensorflow']}, "
             f"Keras {machine['keras']}"
         )

@@ -47,6 +47,7 @@ import tensorflow as tf  # noqa: E402
 from recurrent_zoo import layers as rz  # noqa: E402
 from recurrent_zoo.catalog import DTYPE_POLICIES  # noqa: E402
 from recurrent_zoo.environment import (  # noqa: E402
+    cores_text,
     cpu_steal_fraction,
     machine_info,
     read_cpu_times,
@@ -276,20 +277,36 @@ def infer_step(model: keras.Model, jit_compile: bool):
     return lambda x: predict([(x,)])
 
 
-# Not an op: `graph_ops` adds it where a function in the graph is compiled
-# by XLA on its own (a min-RNN's training scan).
+# Not an op: `graph_ops` gives it in place of the ops of a function that
+# XLA compiles on its own (a min-RNN's training step, a kernel's loop).
 XLA_FUNCTION = "<XLA-compiled function>"
 
 
 def graph_ops(function, *args) -> set[str]:
-    """Op types in a tf.function's graph, including nested function bodies
-    (while-loop bodies, gradients)."""
+    """Op types that TensorFlow's executor runs for a tf.function: its
+    graph's and those of the function bodies it calls (while-loop bodies,
+    gradients), except that a function compiled by XLA counts as
+    `XLA_FUNCTION`, whatever it holds (its while loop is XLA's, not a
+    TensorFlow `While`)."""
     graph_def = function.get_concrete_function(*args).graph.as_graph_def()
-    ops = {node.op for node in graph_def.node}
-    for library_function in graph_def.library.function:
-        ops.update(node.op for node in library_function.node_def)
-        if library_function.attr["_XlaMustCompile"].b:
-            ops.add(XLA_FUNCTION)  # a jit_compile=True function inside
+    library = {f.signature.name: f for f in graph_def.library.function}
+    ops: set[str] = set()
+    seen: set[str] = set()
+    pending = list(graph_def.node)
+    while pending:
+        node = pending.pop()
+        ops.add(node.op)
+        called = [node.op] + [
+            value.func.name for value in node.attr.values() if value.func.name
+        ]
+        for name in called:
+            if name not in library or name in seen:
+                continue
+            seen.add(name)
+            if library[name].attr["_XlaMustCompile"].b:
+                ops.add(XLA_FUNCTION)
+            else:
+                pending.extend(library[name].node_def)
     return ops
 
 
@@ -426,7 +443,7 @@ def header_lines(title: str, record: dict, notes: Sequence[str] = ()) -> list[st
         "",
         f"Command: `{record['command']}`  ",
         f"Date: {record['date']} ({record['minutes']} min)  ",
-        f"Machine: {info['cpu']} ({info['cpu_count']} cores), GPUs: {gpus}; "
+        f"Machine: {info['cpu']} ({cores_text(info)}), GPUs: {gpus}; "
         f"TensorFlow {info['tensorflow']}, Keras {info['keras']}  ",
         f"CPU time stolen by other guests: "
         f"{100 * info['cpu_steal_fraction_during_run']:.1f}%; load average at "

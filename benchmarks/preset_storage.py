@@ -40,7 +40,7 @@ from accuracy import (  # noqa: E402
 )
 
 from recurrent_zoo.data import load_corpus  # noqa: E402
-from recurrent_zoo.environment import run_record  # noqa: E402
+from recurrent_zoo.environment import cores_text, run_record  # noqa: E402
 from recurrent_zoo.models import save_compact  # noqa: E402
 from recurrent_zoo.models.compact import grid_step  # noqa: E402
 
@@ -113,7 +113,7 @@ def write(results: dict, record: dict, folder: Path) -> None:
         "",
         f"Command: `{record['command']}`  ",
         f"Date: {record['date']}  ",
-        f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
+        f"Machine: {machine['cpu']} ({cores_text(machine)}), "
         f"TF {machine['tensorflow']}, Keras {machine['keras']}",
         "",
         "Each run's `best.keras` (chosen on validation, never trained on it)",

@@ -49,6 +49,7 @@ import tensorflow as tf  # noqa: E402
 
 from recurrent_zoo.data import load_imdb  # noqa: E402
 from recurrent_zoo.environment import (  # noqa: E402
+    cores_text,
     cpu_steal_fraction,
     read_cpu_times,
     run_record,
@@ -151,7 +152,7 @@ def write(payload: dict) -> None:
         "",
         f"Command: `{payload['command']}`  ",
         f"Date: {payload['date']}  ",
-        f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), GPU hidden "
+        f"Machine: {machine['cpu']} ({cores_text(machine)}), GPU hidden "
         f"(`CUDA_VISIBLE_DEVICES=`); TensorFlow {machine['tensorflow']}, "
         f"Keras {machine['keras']}, Python {machine['python']}  ",
         f"Model: {payload['model']}  ",

@@ -329,6 +329,7 @@ def test_mirrored_strategy_over_two_logical_cpus(shared_data, tmp_path):
 
 
 @pytest.mark.slow  # two worker processes
+@pytest.mark.alone
 def test_two_workers_train_one_model(shared_data, tmp_path):
     out = tmp_path / "run"
     results = [tmp_path / f"worker{i}.json" for i in range(2)]
@@ -420,6 +421,7 @@ def _history_rows(out):
 # Three cold starts of TensorFlow, two of them a pair of workers: about
 # 2-3 minutes alone. `pytest -m slow tests/test_distribute.py`.
 @pytest.mark.slow
+@pytest.mark.alone
 def test_killed_worker_stops_the_cluster_and_a_restart_resumes(shared_data, tmp_path):
     out = tmp_path / "run"
     argv = ["train", "sentiment", "--data", str(shared_data), "--out", str(out)]

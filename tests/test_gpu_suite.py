@@ -364,6 +364,7 @@ def test_find_imdb(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_quick_run_writes_every_part(tmp_path):
     empty = tmp_path / "no-data"
     empty.mkdir()

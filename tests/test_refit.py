@@ -92,6 +92,7 @@ def test_refit_starts_from_the_given_weights_or_the_seeded_initialization(tmp_pa
 
 
 @pytest.mark.slow  # a killed refit and two resumes
+@pytest.mark.alone
 def test_a_killed_refit_resumes_on_the_first_stage_schedule_then_stays_finished(
     tmp_path, monkeypatch
 ):

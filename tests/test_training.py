@@ -51,6 +51,7 @@ def _backed_up(meta):
 # Two cold starts of TensorFlow and the model (about 35 s alone, over a
 # minute on a busy machine); `pytest -m slow tests/test_training.py`.
 @pytest.mark.slow
+@pytest.mark.alone
 def test_killed_run_resumes_after_its_last_finished_epoch(shared_data, tmp_path):
     out = tmp_path / "run"
     argv = ["train", "sentiment", "--data", str(shared_data), "--out", str(out)]

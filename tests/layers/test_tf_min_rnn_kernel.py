@@ -1,11 +1,12 @@
 """MinGRU and MinLSTM's TensorFlow paths (`tf_min_rnn_kernel`).
 
 A training call inside a traced function with a known length runs the
-gates and the scan as one XLA-compiled function; an inference call on a CPU
+gates and the recurrence as one XLA-compiled function (a sequential loop on
+a CPU, the parallel scan where a GPU is visible); an inference call on a CPU
 with a batch of `LOOP_MIN_BATCH` or more loops over the steps; everything
 else runs the `keras.ops` scan. The `scan_path` fixture sends each training
-test through the compiled function or the scan and checks that the compiled
-function ran exactly when meant to. The oracles are the NumPy loops of
+test through the compiled loop, the compiled scan or the plain scan, and
+checks that each ran exactly when meant to. The oracles are the NumPy loops of
 `recurrent_zoo.reference.min_rnn` for outputs and the cells inside Keras's
 own sequential loop (`keras.layers.RNN`) for gradients, as in
 `test_min_rnn.py`.
@@ -57,13 +58,19 @@ def compiled_calls(monkeypatch):
     return _counted(monkeypatch, "compiled_states")
 
 
-@pytest.fixture(params=["xla", "plain"])
+@pytest.fixture(params=["xla loop", "xla scan", "plain"])
 def scan_path(request, monkeypatch, compiled_calls):
-    """Forces the path; on exit, checks the XLA function ran only on "xla"."""
+    """Forces the path; on exit, checks that the XLA function ran only on
+    "xla ...", with the sequential loop on a CPU ("xla loop") and the
+    parallel scan where a GPU is visible ("xla scan")."""
+    loop_calls = _counted(monkeypatch, "sequential_recurrence")
     if request.param == "plain":
         monkeypatch.setattr(min_rnn.MinRNN, "fused_states", lambda self, *a: None)
+    if request.param == "xla scan":
+        monkeypatch.setattr(tf_min_rnn_kernel, "loops", lambda: False)
     yield request.param
-    assert bool(compiled_calls) == (request.param == "xla"), len(compiled_calls)
+    assert bool(compiled_calls) == request.param.startswith("xla"), compiled_calls
+    assert bool(loop_calls) == (request.param == "xla loop"), loop_calls
 
 
 def _training_step(layer, x, h0, mask, weights):

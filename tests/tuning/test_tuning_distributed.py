@@ -138,6 +138,7 @@ def test_trials_run_under_a_mirrored_strategy(shared_data, tmp_path):
 
 
 @pytest.mark.slow  # three processes, each importing TensorFlow
+@pytest.mark.alone
 def test_chief_and_two_workers_record_every_trial_once(shared_data, tmp_path):
     directory = tmp_path / "search"
     command = tune_command(

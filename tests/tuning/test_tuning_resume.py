@@ -21,7 +21,7 @@ from recurrent_zoo.tuning import load_task_data, run_search
 
 SEARCH = ("--max-trials", "3", "--epochs", "1", "--max-layers", "1")
 # A search killed and resumed in subprocesses: about a minute for the module.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 
 @pytest.fixture(scope="module")
