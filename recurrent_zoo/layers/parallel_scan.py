@@ -46,6 +46,8 @@ arithmetic, and two cores gain nothing from shorter dependency chains.
 What it buys is O(log T) sequential depth instead of T, which pays where
 many steps can run at once (accelerators);
 the saving over an LSTM here comes from the cell (no recurrent matmul).
+So on a CPU the TensorFlow training step runs the recurrence as a
+compiled loop instead (`tf_min_rnn_kernel.sequential_recurrence`).
 
 Sequence lengths unknown when a TensorFlow graph is traced (a functional
 model's `None` time axis) take the same recursion for `DYNAMIC_LEVELS`
