@@ -14,10 +14,6 @@ def _names_the_notebooks(args: list[str]) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    # The guided tour runs whole notebooks on real data (about 3.5 minutes
-    # together): in CI's slow step, beside the other end-to-end runs, so the
-    # default run stays near 15 minutes. Named on the command line
-    # (`pytest notebooks`), they run as asked. tryfirst: before `-m` deselects.
     # `alone` only has a meaning within the slow step (.ci/run): outside it
     # a test would run beside another in the default `-n 2` run.
     loose = [
@@ -27,6 +23,10 @@ def pytest_collection_modifyitems(config, items):
     ]
     if loose:
         raise pytest.UsageError(f"marked `alone` but not `slow`: {', '.join(loose)}")
+    # The guided tour runs whole notebooks on real data (about 3.5 minutes
+    # together): in CI's slow step, beside the other end-to-end runs, so the
+    # default run stays near 15 minutes. Named on the command line
+    # (`pytest notebooks`), they run as asked. tryfirst: before `-m` deselects.
     named = [a for a in config.invocation_params.args if not str(a).startswith("-")]
     if _names_the_notebooks([str(a) for a in named]):
         return

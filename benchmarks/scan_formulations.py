@@ -20,6 +20,10 @@ to `recurrent_zoo.MinGRU`'s own scan in the same run:
   logcumsumexp as `keras.ops.associative_scan(keras.ops.logaddexp)`;
 - the same with TensorFlow's own `tf.math.cumulative_logsumexp` (not a
   `keras.ops`: for comparison only);
+- the layer's scan compiled by XLA (what its training step ran before
+  2026-12-08, and still runs where a GPU is visible), and the loop over the
+  steps compiled by XLA that it runs on a CPU
+  (`tf_min_rnn_kernel.sequential_recurrence`);
 - Keras's sequential loop, `keras.layers.RNN(MinGRUCell)`;
 - `keras.layers.LSTM` of the same size, for scale.
 
@@ -40,12 +44,28 @@ import tensorflow as tf
 from keras import ops
 
 from recurrent_zoo.environment import run_record
-from recurrent_zoo.layers import MinGRU, MinGRUCell, parallel_scan
+from recurrent_zoo.layers import (
+    MinGRU,
+    MinGRUCell,
+    parallel_scan,
+    tf_min_rnn_kernel,
+)
 
 
 def _written_gradient(cell, x):
     a, b = cell.recurrence_inputs(x)
     return parallel_scan.linear_recurrence(a, b, ops.zeros_like(b[:, 0]))
+
+
+def _compiled(recurrence):
+    """The gates outside, the recurrence in a function XLA compiles."""
+    compiled = tf.function(recurrence, jit_compile=True)
+
+    def states(cell, x):
+        a, b = cell.recurrence_inputs(x)
+        return compiled(a, b, ops.zeros_like(b[:, 0]))
+
+    return states
 
 
 def _autodiff(cell, x):
@@ -80,6 +100,10 @@ def _log_space(logcumsumexp):
 
 FORMULATIONS = {
     "parallel_scan (written gradient)": _written_gradient,
+    "parallel_scan, XLA": _compiled(parallel_scan.linear_recurrence),
+    "sequential_recurrence, XLA (the layer on a CPU)": _compiled(
+        tf_min_rnn_kernel.sequential_recurrence
+    ),
     "parallel_scan, autodiff": _autodiff,
     "keras.ops.associative_scan": _keras_associative_scan,
     "log space, associative_scan(logaddexp)": _log_space(

@@ -78,7 +78,7 @@ def test_every_cell_of_the_registry_is_benchmarked():
             assert key in benchmarked, name
 
 
-@pytest.mark.slow  # traces seven training steps
+@pytest.mark.slow  # traces nine training steps
 def test_scan_formulations_agree_and_are_timed():
     import scan_formulations
 

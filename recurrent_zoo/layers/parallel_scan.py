@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from keras import ops
 
-__all__ = ["linear_recurrence"]
+__all__ = ["linear_recurrence", "recurrence_gradient"]
 
 # Halvings taken on a length unknown at tracing: enough to reduce sequences
 # of up to 4,096 steps to one; longer ones finish in the doubling loop.
@@ -94,16 +94,30 @@ def _recurrence_with_gradient(a, b, h0):
     def grad(*args, upstream=None):
         if upstream is None:  # TensorFlow and JAX pass it positionally.
             (upstream,) = args
-        # lambda_t = g_t + a_{t+1} lambda_{t+1}: the forward scan on the
-        # reversed sequence; a_{T+1} meets lambda_{T+1} = 0, so any value does.
-        a_next = ops.concatenate([a[:, 1:], ops.zeros_like(a[:, :1])], axis=1)
-        adjoint = ops.flip(
-            _scan(ops.flip(a_next, 1), ops.flip(upstream, 1), DYNAMIC_LEVELS), 1
-        )
-        h_prev = ops.concatenate([ops.expand_dims(h0, 1), h[:, :-1]], axis=1)
-        return adjoint * h_prev, adjoint, a[:, 0] * adjoint[:, 0]
+        return recurrence_gradient(a, h0, h, upstream, _reverse_scan)
 
     return h, grad
+
+
+def _reverse_scan(a, b):
+    return ops.flip(_scan(ops.flip(a, 1), ops.flip(b, 1), DYNAMIC_LEVELS), 1)
+
+
+def recurrence_gradient(a, h0, h, upstream, backwards):
+    """(dL/da, dL/db, dL/dh0) of h = linear_recurrence(a, b, h0).
+
+    Args:
+        a, h0, h: the recurrence's coefficients, initial and computed states.
+        upstream: dL/dh, (batch, T, units).
+        backwards: `backwards(a, b)` gives h_t = a_t h_{t+1} + b_t from the
+            last step back, from h_{T+1} = 0 (any way of computing it).
+    """
+    # lambda_t = g_t + a_{t+1} lambda_{t+1}: the recurrence run backwards;
+    # a_{T+1} meets lambda_{T+1} = 0, so any value does.
+    a_next = ops.concatenate([a[:, 1:], ops.zeros_like(a[:, :1])], axis=1)
+    adjoint = backwards(a_next, upstream)
+    h_prev = ops.concatenate([ops.expand_dims(h0, 1), h[:, :-1]], axis=1)
+    return adjoint * h_prev, adjoint, a[:, 0] * adjoint[:, 0]
 
 
 def _halves(x):

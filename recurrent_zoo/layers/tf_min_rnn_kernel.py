@@ -33,7 +33,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from recurrent_zoo.layers.parallel_scan import linear_recurrence
+from recurrent_zoo.layers.parallel_scan import (
+    linear_recurrence,
+    recurrence_gradient,
+)
 from recurrent_zoo.layers.tf_kernel_parts import compiles
 
 __all__ = [
@@ -62,6 +65,8 @@ def compiled_states(coefficients, projected, bias, mask, h0):
         (B, T, H) float32 states. Call it only where `compiles`.
     """
 
+    recurrence = sequential_recurrence if loops() else linear_recurrence
+
     # Made anew for each trace of the caller, so it closes over this cell's
     # `coefficients` and is traced once per trace of the training step.
     @tf.function(jit_compile=True, autograph=False)
@@ -73,8 +78,6 @@ def compiled_states(coefficients, projected, bias, mask, h0):
             a = tf.where(mask, a, 1.0)
             b = tf.where(mask, b, 0.0)
         return recurrence(a, b, h0)
-
-    recurrence = sequential_recurrence if loops() else linear_recurrence
 
     # A Keras variable is not a tensor to tf.function's tracing.
     bias = None if bias is None else tf.convert_to_tensor(bias)
@@ -88,11 +91,13 @@ def sequential_recurrence(a, b, h0):
 
     Compiled, the loop is one pass over a and b with h in registers or
     cache; the parallel scan's recursion passes over memory at every level
-    and does twice the arithmetic, which two cores cannot hide. A probe of
-    the recurrence alone, compiled, forward and gradient (batch 64, 128
-    units) measured it 1.7x (200 steps) to 2x (1,000) faster than the
-    parallel scan. The gradient is `linear_recurrence`'s: the adjoint is the
-    same recurrence run backwards.
+    and does twice the arithmetic, which two cores cannot hide. A
+    throwaway probe of the recurrence alone, compiled, forward and gradient
+    (batch 64, 128 units) measured it 1.7x (200 steps) to 2x (1,000) faster
+    than the parallel scan; a whole minGRU training step 9% and 12% faster
+    (`python benchmarks/scan_formulations.py`, 2026-12-08). The gradient
+    is `linear_recurrence`'s (`recurrence_gradient`), with the adjoint's
+    backward recurrence looped too.
 
     Args:
         a, b: (B, T, H) float32 with T static.
@@ -103,13 +108,10 @@ def sequential_recurrence(a, b, h0):
     """
     h = _loop_states(a, b, h0, reverse=False)
 
-    def grad(upstream):
-        a_next = tf.concat([a[:, 1:], tf.zeros_like(a[:, :1])], axis=1)
-        adjoint = _loop_states(a_next, upstream, tf.zeros_like(h0), reverse=True)
-        h_prev = tf.concat([h0[:, None], h[:, :-1]], axis=1)
-        return adjoint * h_prev, adjoint, a[:, 0] * adjoint[:, 0]
+    def backwards(a, b):
+        return _loop_states(a, b, tf.zeros_like(h0), reverse=True)
 
-    return h, grad
+    return h, lambda upstream: recurrence_gradient(a, h0, h, upstream, backwards)
 
 
 def _loop_states(a, b, h0, reverse: bool):
